@@ -1,0 +1,80 @@
+import type { Manifest, ManifestArtifact, ManifestSource } from './types.ts';
+
+/**
+ * What a runner executes for one build: stages in order, each with its jobs in order. Every job's
+ * `commands` become one script through `jobScript`. When the manifest has `sources`, a `setup`
+ * stage that clones them comes first (parseManifest refuses a user stage of that name then).
+ */
+export interface PlannedBuild {
+  stages: PlanStage[];
+}
+
+export interface PlanStage {
+  name: string;
+  /** Listed in `allow_failures`: a failed job gives PASSED_WITH_FAILURES and the build goes on. */
+  canFail: boolean;
+  jobs: PlanJob[];
+}
+
+export interface PlanJob {
+  name: string;
+  commands: string[];
+  artifacts: ManifestArtifact[];
+}
+
+/** The stage that clones `sources`; reserved for that when a manifest has any. */
+export const SETUP_STAGE = 'setup';
+
+export function planBuild(manifest: Manifest): PlannedBuild {
+  const allowed = new Set(manifest.allowFailures);
+  const stages: PlanStage[] = manifest.stages.map((name) => ({
+    name,
+    canFail: allowed.has(name),
+    jobs: manifest.jobs
+      .filter((job) => job.stage === name)
+      .map((job) => ({ name: job.name, commands: [...job.commands], artifacts: [...job.artifacts] })),
+  }));
+  if (manifest.sources.length === 0) return { stages };
+  const setup: PlanStage = {
+    name: SETUP_STAGE,
+    canFail: false,
+    jobs: manifest.sources.map((source, n) => ({
+      name: `clone.${n}`,
+      commands: cloneCommands(source),
+      artifacts: [],
+    })),
+  };
+  return { stages: [setup, ...stages] };
+}
+
+function cloneCommands({ url, ref, dir }: ManifestSource): string[] {
+  // `--` keeps a URL from being read as a git option; parseManifest also refuses refs starting with "-".
+  const commands = [`git clone -q -- ${shellQuote(url)} ${shellQuote(dir)}`];
+  if (ref !== '') commands.push(`cd ${shellQuote(dir)} && git checkout -q ${shellQuote(ref)}`);
+  return commands;
+}
+
+const SHELL_SAFE = /^[A-Za-z0-9_./:@%+,-]+$/;
+
+/** One POSIX shell word that expands to exactly `s`: single quotes, with each `'` written as `'\''`. */
+export function shellQuote(s: string): string {
+  if (SHELL_SAFE.test(s)) return s;
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * One `sh -e` script for a job's commands. Before each command it prints `$ <command>` (the first
+ * line only, plus ` …` when there are more), as text rather than `set -x`, so variables are shown
+ * unexpanded and secrets are not echoed. `set -e` stops the script at the first failing command.
+ */
+export function jobScript(commands: string[]): string {
+  const lines = ['set -e'];
+  for (const raw of commands) {
+    // A YAML block scalar (`- |`) ends with a newline that is not a further line of the command.
+    const command = raw.replace(/\n+$/, '');
+    const [first = '', ...rest] = command.split('\n');
+    const shown = `$ ${first}${rest.length > 0 ? ' …' : ''}`;
+    lines.push(`printf '%s\\n' ${shellQuote(shown)}`, command);
+  }
+  return `${lines.join('\n')}\n`;
+}
