@@ -1,0 +1,14 @@
+import { AmqpBroker } from './amqp-broker.ts';
+import type { Broker, BrokerOptions } from './broker.ts';
+import { MemoryBroker } from './memory-broker.ts';
+
+export interface CreateBrokerOptions extends BrokerOptions {
+  /** RabbitMQ URL (`KILN_AMQP_URL`); empty or absent: the in-process broker. */
+  url?: string;
+}
+
+/** RabbitMQ when a URL is given, the in-process broker otherwise. Call start() before use. */
+export function createBroker(options: CreateBrokerOptions = {}): Broker {
+  const { url, ...rest } = options;
+  return url ? new AmqpBroker({ ...rest, url }) : new MemoryBroker(rest);
+}
