@@ -1,0 +1,151 @@
+/**
+ * The `os` driver: jobs run as plain processes on the runner's host, in a fresh temporary workspace
+ * directory per build. Only for trusted builds: nothing isolates a job from the host beyond its
+ * working directory and a minimal environment.
+ *
+ * Each job's script is written next to (not inside) the workspace and run as `/bin/sh -e <script>`
+ * with stderr merged into stdout by the shell, so the output is interleaved exactly as written.
+ * The job is its own process group: a kill (or timeout) sends SIGTERM to the whole group, then
+ * SIGKILL after `killGraceMs`. Processes a job leaves running in the background when its script
+ * exits are killed too (with SIGKILL), so no job outlives its run and no stray process keeps the
+ * output pipe open. Processes that leave the group on purpose (setsid, daemons) are not tracked.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  type Driver,
+  type DriverEnvironment,
+  DriverError,
+  type DriverSession,
+  type JobRun,
+} from '../driver.ts';
+
+export interface OsDriverOptions {
+  /** The runner's own PATH, HOME, LANG…: the only variables a job inherits from the host. */
+  baseEnv: Record<string, string>;
+  /** Where workspaces are made; default: the system's temporary directory. */
+  workspaceDir?: string;
+  /** Time between SIGTERM and SIGKILL when a job is stopped; at most 500 ms. */
+  killGraceMs?: number;
+}
+
+const MAX_GRACE_MS = 500;
+/** How long to wait for the output pipe to close once the process group is dead. */
+const CLOSE_WAIT_MS = 1000;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  const number = signal ? constants.signals[signal] : undefined;
+  return 128 + (number ?? 0);
+}
+
+async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true, maxRetries: 2 });
+  } catch {
+    // Jobs may leave read-only directories (Go's module cache does): make them writable and retry.
+    const chmod = spawn('chmod', ['-R', 'u+rwx', path], { stdio: 'ignore' });
+    await once(chmod, 'close').catch(() => undefined);
+    await rm(path, { recursive: true, force: true, maxRetries: 2 });
+  }
+}
+
+export function createOsDriver(options: OsDriverOptions): Driver {
+  const baseDir = options.workspaceDir ?? tmpdir();
+  const graceMs = Math.min(options.killGraceMs ?? 300, MAX_GRACE_MS);
+
+  return {
+    type: 'os',
+    async create(environment: DriverEnvironment): Promise<DriverSession> {
+      let root: string;
+      try {
+        root = await mkdtemp(join(baseDir, 'kiln-'));
+        await mkdir(join(root, 'workspace'));
+      } catch (error) {
+        throw new DriverError(`cannot make a workspace in ${baseDir}: ${(error as Error).message}`);
+      }
+      const workspace = join(root, 'workspace');
+      const running = new Set<ChildProcess>();
+      let scripts = 0;
+
+      const run = async (job: JobRun) => {
+        if (job.signal.aborted) return { exitCode: 128 + constants.signals.SIGTERM, aborted: true };
+        const scriptPath = join(root, `job-${++scripts}.sh`);
+        await writeFile(scriptPath, job.script, { mode: 0o600 });
+        const env = {
+          ...options.baseEnv,
+          ...environment.env,
+          ...job.env,
+          CI: 'true',
+          KILN: 'true',
+          KILN_WORKSPACE: workspace,
+        };
+        // The wrapper shell merges stderr into stdout before running the script, so both share one
+        // pipe and keep their order; stdin is /dev/null so no job waits for input.
+        const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec /bin/sh -e "$1"', 'sh', scriptPath], {
+          cwd: workspace,
+          env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const spawned = once(child, 'spawn').then(
+          () => true,
+          (error: Error) => {
+            job.output(Buffer.from(`kiln: cannot start the job: ${error.message}\n`));
+            return false;
+          },
+        );
+        child.on('error', () => {});
+        const closed = once(child, 'close').catch(() => undefined);
+        child.stdout.on('data', (data: Buffer) => job.output(data));
+        child.stderr.on('data', (data: Buffer) => job.output(data));
+        if (!(await spawned) || child.pid === undefined) return { exitCode: 127, aborted: false };
+        const pid = child.pid;
+        running.add(child);
+
+        let aborted = false;
+        let killed: Promise<unknown> | null = null;
+        const stop = () => {
+          aborted = true;
+          killGroup(pid, 'SIGTERM');
+          killed = delay(graceMs).then(() => killGroup(pid, 'SIGKILL'));
+        };
+        job.signal.addEventListener('abort', stop, { once: true });
+        if (job.signal.aborted && !aborted) stop();
+        try {
+          const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+          if (killed) await killed;
+          else killGroup(pid, 'SIGKILL');
+          await Promise.race([closed, delay(CLOSE_WAIT_MS)]);
+          return { exitCode: exitCodeOf(code, signal), aborted };
+        } finally {
+          job.signal.removeEventListener('abort', stop);
+          child.stdout.destroy();
+          child.stderr.destroy();
+          running.delete(child);
+        }
+      };
+
+      return {
+        description: workspace,
+        run,
+        async destroy() {
+          for (const child of running) if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+          await removeTree(root);
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,291 @@
+/**
+ * Runs one attempt of one build through a driver and reports it as RunnerEvents.
+ *
+ * Rules (Djinn's, without its HEAD bugs): stages run in order and the jobs of a stage in order, in
+ * one driver environment, so files persist between jobs and stages. A job that fails in a stage not
+ * listed in `allow_failures` fails the build and every later job (this stage and the next ones)
+ * finishes SKIPPED without running; in an allowed stage the build goes on and ends
+ * PASSED_WITH_FAILURES at best. The build's status is the worst of its jobs'.
+ *
+ * Events, each awaited before the next (emit publishes with confirms): build.started, then per job
+ * job.started, log.chunk… (seq 1, 2, … across all jobs of this attempt, firstLine per job),
+ * job.finished, and last build.finished with `lastSeq`. A job that never runs gets only job.finished.
+ *
+ * Stopping: `signal` aborts with a StopReason. `killed` and `timeout` (the build's own timer, started
+ * here) end the running job and every job after it KILLED / TIMED_OUT and the build with the same
+ * status. `shutdown` stops the running job and returns QUEUED without job.finished for it or
+ * build.finished: the runner hands the build back and the next attempt resets its jobs.
+ *
+ * Errors: a driver that cannot make its environment fails the build (the first job FAILED with the
+ * reason in its log, the others SKIPPED, the reason in build.finished). A failing `emit` is an
+ * infrastructure failure: the job is stopped, the environment destroyed and the error thrown, so the
+ * runner does not ack. The environment is destroyed in every case.
+ */
+import type { BuildJob, PlannedJob, PlannedStage, RunnerEvent } from './contract/messages.ts';
+import {
+  type BuildStatus,
+  buildStatusOfJob,
+  finalStatusOfStop,
+  type JobStatus,
+  type StopReason,
+  worstBuildStatus,
+} from './contract/status.ts';
+import { type Driver, DriverError, type DriverSession, type JobResult } from './drivers/driver.ts';
+import { createLogBatcher } from './log-batcher.ts';
+import { jobScript } from './manifest/plan.ts';
+import { createMasker } from './masking.ts';
+
+/** The subset of pino's logger the runner uses. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ExecuteBuildOptions {
+  job: BuildJob;
+  attempt: number;
+  driver: Driver;
+  emit: (events: RunnerEvent[]) => Promise<void>;
+  /** Aborted with a StopReason: `killed`, `timeout` or `shutdown` (anything else counts as `killed`). */
+  signal: AbortSignal;
+  runnerName: string;
+  now?: () => Date;
+  /** Limit on making the driver's environment, apart from the build's timeout; default 5 minutes. */
+  createTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface ExecuteBuildResult {
+  /** Final, or QUEUED when the runner shut down mid-build and must hand it back. */
+  status: BuildStatus;
+  lastSeq: number;
+  reason: string | null;
+}
+
+export const DEFAULT_CREATE_TIMEOUT_MS = 5 * 60 * 1000;
+/** setTimeout's largest delay; longer timeouts would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function stopReasonOf(reason: unknown): StopReason {
+  return reason === 'timeout' || reason === 'shutdown' ? reason : 'killed';
+}
+
+/** `90000` → `1m30s`, for reasons people read. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  const parts: string[] = [];
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  if (h > 0) parts.push(`${h}h`);
+  if (m > 0) parts.push(`${m}m`);
+  if (s > 0 || parts.length === 0) parts.push(`${s}s`);
+  return parts.join('');
+}
+
+function stopMessage(reason: Exclude<StopReason, 'shutdown'>, timeoutMs: number): string {
+  switch (reason) {
+    case 'killed':
+      return 'the build was killed';
+    case 'timeout':
+      return `the build ran past its timeout of ${formatDuration(timeoutMs)}`;
+  }
+}
+
+export function buildEnv(job: BuildJob): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const variable of job.variables) env[variable.key] = variable.value;
+  env.KILN_BUILD_ID = job.buildId;
+  env.KILN_BUILD_NUMBER = String(job.number);
+  return env;
+}
+
+/** Thrown when `emit` fails: the events of this attempt are incomplete and the delivery must not be acked. */
+export class EmitError extends Error {
+  override name = 'EmitError';
+}
+
+export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBuildResult> {
+  const { job, attempt, driver } = opts;
+  const now = opts.now ?? (() => new Date());
+  const base = () => ({ buildId: job.buildId, attempt, at: now().toISOString() });
+  const masker = createMasker(job.variables.filter((v) => v.masked).map((v) => v.value));
+  const env = buildEnv(job);
+
+  const stopper = new AbortController();
+  let emitFailure: unknown = null;
+  const forward = () => stopper.abort(stopReasonOf(opts.signal.reason));
+  if (opts.signal.aborted) forward();
+  else opts.signal.addEventListener('abort', forward, { once: true });
+  const timer = setTimeout(() => stopper.abort('timeout'), Math.min(job.timeoutMs, MAX_TIMER_MS));
+  const stopped = (): StopReason | null =>
+    stopper.signal.aborted ? stopReasonOf(stopper.signal.reason) : null;
+
+  let seq = 0;
+  const emit = async (events: RunnerEvent[]): Promise<void> => {
+    try {
+      await opts.emit(events);
+    } catch (error) {
+      emitFailure ??= error;
+      stopper.abort('shutdown');
+      throw new EmitError(`cannot publish the build's events: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  const emitChunk = (jobId: string, firstLine: number, lines: string[]) =>
+    emit([{ type: 'log.chunk', jobId, seq: ++seq, firstLine, lines, ...base() }]);
+  const finishJob = (jobId: string, status: JobStatus, exitCode: number | null) =>
+    emit([{ type: 'job.finished', jobId, status, exitCode, ...base() }]);
+
+  const jobs: { stage: PlannedStage; job: PlannedJob }[] = job.stages.flatMap((stage) =>
+    stage.jobs.map((planned) => ({ stage, job: planned })),
+  );
+  let status: BuildStatus = 'PASSED';
+  let reason: string | null = null;
+  /** A job failed in a stage that may not fail: the rest are SKIPPED. */
+  let blocked = false;
+  /** Set once a stop has actually ended a job; a stop after the last job changes nothing. */
+  let stoppedBy: StopReason | null = null;
+  let session: DriverSession | null = null;
+  let next = 0;
+
+  try {
+    await emit([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
+
+    try {
+      session = await createSession(driver, job, env, stopper.signal, opts.createTimeoutMs);
+    } catch (error) {
+      if (stopped() === null) {
+        reason =
+          error instanceof DriverError
+            ? error.message
+            : `cannot create the ${driver.type} environment: ${(error as Error).message}`;
+        status = 'FAILED';
+        blocked = true;
+        const first = jobs[0];
+        if (first) {
+          await emit([{ type: 'job.started', jobId: first.job.id, ...base() }]);
+          await emitChunk(first.job.id, 1, [`kiln: ${reason}`]);
+          await finishJob(first.job.id, 'FAILED', null);
+          next = 1;
+        }
+      }
+    }
+
+    for (; next < jobs.length; next++) {
+      const { stage, job: planned } = jobs[next]!;
+      // Once the build has failed, a later kill or shutdown changes nothing: the rest is SKIPPED.
+      if (blocked) {
+        await finishJob(planned.id, 'SKIPPED', null);
+        continue;
+      }
+      const stop = stopped();
+      if (stop === 'shutdown') {
+        stoppedBy = stop;
+        break;
+      }
+      if (stop !== null || session === null) {
+        const final = stop ?? 'killed';
+        stoppedBy = final;
+        await finishJob(planned.id, finalStatusOfStop(final), null);
+        continue;
+      }
+
+      await emit([{ type: 'job.started', jobId: planned.id, ...base() }]);
+      const batcher = createLogBatcher({
+        masker,
+        sink: (batch) => emitChunk(planned.id, batch.firstLine, batch.lines),
+        onError: () => stopper.abort('shutdown'),
+      });
+      let result: JobResult | null = null;
+      try {
+        result = await session.run({
+          name: planned.name,
+          script: jobScript(planned.commands),
+          env: { ...env, KILN_JOB: planned.name },
+          signal: stopper.signal,
+          output: (data) => batcher.write(data),
+        });
+      } catch (error) {
+        batcher.write(
+          `\nkiln: the ${driver.type} driver could not run the job: ${(error as Error).message}\n`,
+        );
+      }
+      await batcher.end();
+
+      let jobStatus: JobStatus;
+      if (result?.aborted) {
+        const stop = stopped() ?? 'killed';
+        stoppedBy = stop;
+        if (stop === 'shutdown') break;
+        jobStatus = finalStatusOfStop(stop);
+      } else {
+        jobStatus = result?.exitCode === 0 ? 'PASSED' : 'FAILED';
+      }
+      await finishJob(planned.id, jobStatus, result?.exitCode ?? null);
+      status = worstBuildStatus(status, buildStatusOfJob(jobStatus, stage.canFail));
+      if (jobStatus === 'FAILED' && !stage.canFail) blocked = true;
+    }
+
+    if (stoppedBy === 'shutdown') {
+      return { status: 'QUEUED', lastSeq: seq, reason: 'the runner shut down' };
+    }
+    if (stoppedBy !== null) {
+      status = worstBuildStatus(status, finalStatusOfStop(stoppedBy));
+      reason ??= stopMessage(stoppedBy, job.timeoutMs);
+    }
+    await emit([{ type: 'build.finished', status, lastSeq: seq, reason, ...base() }]);
+    return { status, lastSeq: seq, reason };
+  } catch (error) {
+    if (emitFailure !== null && !(error instanceof EmitError)) {
+      throw new EmitError(`cannot publish the build's events: ${(emitFailure as Error).message}`, {
+        cause: emitFailure,
+      });
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    opts.signal.removeEventListener('abort', forward);
+    if (session) {
+      await session.destroy().catch((error: unknown) => {
+        opts.logger?.warn({ err: error, buildId: job.buildId }, 'could not destroy the driver environment');
+      });
+    }
+  }
+}
+
+/** Makes the driver's environment within `timeoutMs`; a session made too late is destroyed. */
+async function createSession(
+  driver: Driver,
+  job: BuildJob,
+  env: Record<string, string>,
+  signal: AbortSignal,
+  timeoutMs = DEFAULT_CREATE_TIMEOUT_MS,
+): Promise<DriverSession> {
+  const { type: _type, ...options } = job.driver;
+  const pending = driver.create({ env, signal }, options);
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const limit = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new DriverError(
+            `the ${driver.type} environment took longer than ${formatDuration(timeoutMs)} to create`,
+          ),
+        ),
+      Math.min(timeoutMs, MAX_TIMER_MS),
+    );
+    onAbort = () => reject(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([pending, limit]);
+  } catch (error) {
+    pending.then((late) => late.destroy()).catch(() => undefined);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,129 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AmqpBroker, deleteTopology } from './contract/amqp-broker.ts';
+import type { BuildJob, RunnerEvent } from './contract/messages.ts';
+
+const AMQP_URL = process.env.KILN_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const hasRabbit = process.env.KILN_TEST_HAS_RABBITMQ === '1';
+if (!hasRabbit) console.warn('skipping the runner process test against RabbitMQ: rabbitmq is not available');
+
+/** `kiln runner` as its own process, as the CLI starts it. */
+function startRunnerProcess(env: Record<string, string>): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+} {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      "import { main } from './runner/main.ts'; process.exitCode = await main();",
+    ],
+    {
+      cwd: join(import.meta.dirname, '..'),
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d));
+  child.stderr?.on('data', (d: Buffer) => (output += d));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      if (code !== 0) console.error(output);
+      resolve(code);
+    }),
+  );
+  return { child, exited };
+}
+
+async function waitFor<T>(check: () => T | undefined | false, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await delay(20);
+  }
+}
+
+describe('kiln runner (the process)', () => {
+  it('refuses to start without KILN_AMQP_URL and says why', async () => {
+    const { child, exited } = startRunnerProcess({});
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d));
+    expect(await exited).toBe(1);
+    expect(stderr).toContain('KILN_AMQP_URL: required by `kiln runner`');
+  });
+
+  describe.skipIf(!hasRabbit)('with RabbitMQ', () => {
+    const prefix = `kiln-runner-main-${process.pid}-${Date.now()}`;
+    let broker: AmqpBroker;
+    let dir: string;
+    const events: RunnerEvent[] = [];
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'kiln-runner-main-'));
+      broker = new AmqpBroker({ url: AMQP_URL, prefix });
+      await broker.start();
+      await broker.consumeEventsFanout((event) => events.push(event));
+    });
+    afterAll(async () => {
+      await broker.close();
+      await deleteTopology(AMQP_URL, prefix, ['default']);
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('runs a build and, on SIGTERM, lets it finish before exiting 0', async () => {
+      const gate = join(dir, 'gate');
+      const job: BuildJob = {
+        kind: 'build',
+        buildId: 'main-1',
+        number: 1,
+        queue: 'default',
+        driver: { type: 'os' },
+        stages: [
+          {
+            name: 'main',
+            canFail: false,
+            jobs: [
+              {
+                id: 'j1',
+                name: 'wait',
+                commands: ['echo waiting', `while [ ! -e ${gate} ]; do sleep 0.05; done`],
+                artifacts: [],
+              },
+            ],
+          },
+        ],
+        variables: [],
+        timeoutMs: 60_000,
+        submittedAt: new Date().toISOString(),
+      };
+      const { child, exited } = startRunnerProcess({
+        KILN_AMQP_URL: AMQP_URL,
+        KILN_BROKER_PREFIX: prefix,
+        KILN_RUNNER_NAME: 'process-runner',
+        KILN_LOG_LEVEL: 'warn',
+      });
+      await broker.publishBuild(job);
+      await waitFor(() => events.some((e) => e.type === 'log.chunk' && e.lines.includes('waiting')));
+
+      child.kill('SIGTERM');
+      await delay(100);
+      expect(child.exitCode).toBeNull();
+      await writeFile(gate, '');
+
+      expect(await exited).toBe(0);
+      const finished = await waitFor(() => events.find((e) => e.type === 'build.finished'));
+      expect(finished).toMatchObject({ buildId: 'main-1', status: 'PASSED', attempt: 1 });
+      expect(events.find((e) => e.type === 'build.started')).toMatchObject({ runner: 'process-runner' });
+    });
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * `kiln run [manifest] [--stage NAME]`: runs a manifest on this machine with the same executor and
+ * drivers as a runner, without a server (Djinn's `djinn`). There are no stored variables, keys or
+ * objects offline: only the manifest's `env` applies.
+ *
+ * The log is printed live, with `==> <stage> / <job>` before each job and its status after it.
+ * `--stage NAME` runs only that stage (plus the `setup` stage that clones the sources). Ctrl-C
+ * kills the build (KILLED).
+ *
+ * Exit status: 0 when the build PASSED or PASSED_WITH_FAILURES (the failures were allowed by the
+ * manifest), 1 for any other outcome (FAILED, KILLED, TIMED_OUT), 2 when the manifest or the
+ * arguments are invalid.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runnerBaseEnv, workspaceDirFrom } from './config.ts';
+import type { BuildJob, RunnerEvent } from './contract/messages.ts';
+import { AVAILABLE_DRIVERS, createDrivers, unavailableDriver } from './drivers/registry.ts';
+import { executeBuild } from './executor.ts';
+import { parseManifest } from './manifest/manifest.ts';
+import { planBuild, SETUP_STAGE } from './manifest/plan.ts';
+import type { ManifestProblem } from './manifest/types.ts';
+
+export interface OfflineIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+export interface OfflineOptions {
+  /** Where a relative manifest path is looked up; default: the process's working directory. */
+  cwd?: string;
+  /** Host variables jobs inherit; default: PATH, HOME and LANG of this process. */
+  baseEnv?: Record<string, string>;
+  workspaceDir?: string;
+  /** Aborting it kills the build, as Ctrl-C does. */
+  signal?: AbortSignal;
+  /** Listen for SIGINT (Ctrl-C); default true. */
+  handleSigint?: boolean;
+}
+
+export const DEFAULT_MANIFEST = '.kiln.yml';
+
+const USAGE = 'usage: kiln run [manifest] [--stage NAME]   (default manifest: .kiln.yml)\n';
+
+export function formatProblem(file: string, problem: ManifestProblem): string {
+  const where = problem.line === null ? file : `${file}:${problem.line}:${problem.column ?? 1}`;
+  return problem.path === ''
+    ? `${where}: ${problem.message}`
+    : `${where}: ${problem.path}: ${problem.message}`;
+}
+
+export async function runOffline(
+  argv: string[],
+  io: OfflineIo = { stdout: process.stdout, stderr: process.stderr },
+  opts: OfflineOptions = {},
+): Promise<number> {
+  let args: ReturnType<typeof parseCli>;
+  try {
+    args = parseCli(argv);
+  } catch (error) {
+    io.stderr.write(`kiln run: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+
+  const file = args.manifest ?? DEFAULT_MANIFEST;
+  let text: string;
+  try {
+    text = await readFile(resolve(opts.cwd ?? process.cwd(), file), 'utf8');
+  } catch (error) {
+    io.stderr.write(`kiln run: cannot read ${file}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const parsed = parseManifest(text, { drivers: AVAILABLE_DRIVERS });
+  if (!parsed.ok) {
+    for (const problem of parsed.problems) io.stderr.write(`${formatProblem(file, problem)}\n`);
+    return 2;
+  }
+  const manifest = parsed.manifest;
+
+  let stages = planBuild(manifest).stages;
+  if (args.stage !== undefined) {
+    const wanted = args.stage;
+    if (!manifest.stages.includes(wanted)) {
+      io.stderr.write(
+        `kiln run: unknown stage "${wanted}"; the manifest's stages are: ${manifest.stages.join(', ')}\n`,
+      );
+      return 2;
+    }
+    const setup = manifest.sources.length > 0 ? SETUP_STAGE : null;
+    stages = stages.filter((stage, i) => stage.name === wanted || (i === 0 && stage.name === setup));
+  }
+
+  let n = 0;
+  const names = new Map<string, string>();
+  const job: BuildJob = {
+    kind: 'build',
+    buildId: 'offline',
+    number: 0,
+    queue: manifest.queue,
+    driver: { ...manifest.driver.options, type: manifest.driver.type },
+    stages: stages.map((stage) => ({
+      name: stage.name,
+      canFail: stage.canFail,
+      jobs: stage.jobs.map((planned) => {
+        const id = `job-${++n}`;
+        names.set(id, `${stage.name} / ${planned.name}`);
+        return { id, name: planned.name, commands: planned.commands, artifacts: planned.artifacts };
+      }),
+    })),
+    variables: manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
+    timeoutMs: manifest.timeoutMs,
+    submittedAt: new Date().toISOString(),
+  };
+
+  const drivers = createDrivers(AVAILABLE_DRIVERS, {
+    baseEnv: opts.baseEnv ?? runnerBaseEnv(),
+    workspaceDir: opts.workspaceDir ?? workspaceDirFrom(),
+  });
+  const driver = drivers.get(job.driver.type) ?? unavailableDriver(job.driver.type);
+
+  const print = (event: RunnerEvent): void => {
+    switch (event.type) {
+      case 'job.started':
+        io.stdout.write(`==> ${names.get(event.jobId)}\n`);
+        break;
+      case 'log.chunk':
+        io.stdout.write(`${event.lines.join('\n')}\n`);
+        break;
+      case 'job.finished': {
+        const exit = event.exitCode === null ? '' : ` (exit code ${event.exitCode})`;
+        io.stdout.write(`==> ${names.get(event.jobId)}: ${event.status}${exit}\n`);
+        break;
+      }
+      case 'build.finished':
+        io.stdout.write(`==> build ${event.status}${event.reason ? `: ${event.reason}` : ''}\n`);
+        break;
+      default:
+        break;
+    }
+  };
+
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort('killed');
+  if (opts.signal?.aborted) onInterrupt();
+  opts.signal?.addEventListener('abort', onInterrupt, { once: true });
+  const handleSigint = opts.handleSigint ?? true;
+  if (handleSigint) process.on('SIGINT', onInterrupt);
+  try {
+    const result = await executeBuild({
+      job,
+      attempt: 1,
+      driver,
+      emit: async (events) => events.forEach(print),
+      signal: controller.signal,
+      runnerName: 'offline',
+    });
+    return result.status === 'PASSED' || result.status === 'PASSED_WITH_FAILURES' ? 0 : 1;
+  } finally {
+    opts.signal?.removeEventListener('abort', onInterrupt);
+    if (handleSigint) process.off('SIGINT', onInterrupt);
+  }
+}
+
+function parseCli(argv: string[]): { manifest?: string; stage?: string; help: boolean } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { stage: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 1) throw new Error(`expected at most one manifest, got ${positionals.join(' ')}`);
+  if (values.stage !== undefined && values.stage.trim() === '') throw new Error('--stage needs a stage name');
+  return { manifest: positionals[0], stage: values.stage, help: values.help ?? false };
+}
