@@ -1,0 +1,73 @@
+/**
+ * The Pothos schema builder: plugins, context type and scalars. Types live in modules/<domain>/*.schema.ts
+ * and are gathered by schema.ts.
+ */
+import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import RelayPlugin from '@pothos/plugin-relay';
+import { GraphQLError, Kind } from 'graphql';
+import type { Context } from './context.ts';
+
+const pascal = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    ID: { Input: string; Output: string };
+  };
+  DefaultFieldNullability: false;
+  DefaultInputFieldRequiredness: false;
+}>({
+  plugins: [ErrorsPlugin, RelayPlugin, DataloaderPlugin],
+  defaultFieldNullability: false,
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    nodesQueryOptions: false,
+  },
+  errors: {
+    defaultResultOptions: { name: ({ fieldName }) => `${pascal(fieldName)}Success` },
+    defaultUnionOptions: { name: ({ fieldName }) => `${pascal(fieldName)}Result` },
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+builder.scalarType('DateTime', {
+  description: 'An ISO-8601 date and time in UTC, e.g. 2026-11-21T20:25:33.000Z',
+  serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(String(value)).toISOString()),
+  parseValue: (value) => {
+    const date = new Date(String(value));
+    if (Number.isNaN(date.getTime())) throw new GraphQLError(`invalid DateTime: ${String(value)}`);
+    return date;
+  },
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be a string');
+    const date = new Date(ast.value);
+    if (Number.isNaN(date.getTime())) throw new GraphQLError(`invalid DateTime: ${ast.value}`);
+    return date;
+  },
+});
+
+/** Every expected failure of a mutation implements Error and is returned in the mutation's result union. */
+export const ErrorInterface = builder.interfaceRef<Error>('Error').implement({
+  description:
+    'Every expected failure of a mutation is a type implementing Error, returned in the result union.',
+  fields: (t) => ({ message: t.exposeString('message') }),
+});
+
+/** A thing that does not exist, or that the viewer may not see (the two are not told apart). */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+builder.objectType(NotFoundError, {
+  name: 'NotFoundError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof NotFoundError,
+  fields: () => ({}),
+});

@@ -1,0 +1,85 @@
+/**
+ * The `serve` process's configuration: the environment, parsed once with zod. Nothing else in api/
+ * reads process.env. Every variable has a default that works on one machine.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+const ApiConfigSchema = z.object({
+  KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  KILN_HOST: z.string().default('127.0.0.1'),
+  KILN_DATA_DIR: z.string().default('./.kiln'),
+  KILN_DATABASE_URL: z.string().default(''),
+  KILN_AMQP_URL: z.string().default(''),
+  KILN_BROKER_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]+$/, 'letters, digits, dot, dash and underscore only')
+    .default('kiln'),
+  KILN_BOOTSTRAP_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  KILN_PUBLIC_URL: z.string().url().optional(),
+  KILN_DRIVERS: csv.default(['os']),
+  KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KILN_DELIVERY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
+});
+
+export interface ApiConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  amqpUrl: string;
+  brokerPrefix: string;
+  bootstrapToken: string | undefined;
+  publicUrl: string | undefined;
+  drivers: string[];
+  logLevel: string;
+  deliveryLimit: number;
+}
+
+export type ConfigResult = { ok: true; config: ApiConfig } | { ok: false; problems: string[] };
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResult {
+  // An empty variable (`KILN_DATABASE_URL=` in an env file) means "use the default".
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''),
+  );
+  const parsed = ApiConfigSchema.safeParse(present);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    };
+  }
+  const e = parsed.data;
+  return {
+    ok: true,
+    config: {
+      port: e.KILN_PORT,
+      host: e.KILN_HOST,
+      dataDir: path.resolve(e.KILN_DATA_DIR),
+      databaseUrl: e.KILN_DATABASE_URL,
+      amqpUrl: e.KILN_AMQP_URL,
+      brokerPrefix: e.KILN_BROKER_PREFIX,
+      bootstrapToken: e.KILN_BOOTSTRAP_TOKEN,
+      publicUrl: e.KILN_PUBLIC_URL,
+      drivers: e.KILN_DRIVERS,
+      logLevel: e.KILN_LOG_LEVEL,
+      deliveryLimit: e.KILN_DELIVERY_LIMIT,
+    },
+  };
+}
+
+/** For entry points: the config, or every problem printed and exit 1. */
+export function apiConfigOrExit(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const result = loadApiConfig(env);
+  if (result.ok) return result.config;
+  console.error(`kiln: invalid configuration:\n${result.problems.map((p) => `  ${p}`).join('\n')}`);
+  process.exit(1);
+}

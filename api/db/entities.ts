@@ -1,0 +1,26 @@
+import { OutboxMessageSchema } from '../broker/outbox.entity.ts';
+import {
+  BuildCounterSchema,
+  BuildSchema,
+  BuildTagSchema,
+  JobSchema,
+  LogChunkSchema,
+  StageSchema,
+} from '../modules/builds/builds.entity.ts';
+import { RunnerSchema } from '../modules/runners/runners.entity.ts';
+import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
+import { UserSchema } from '../modules/users/users.entity.ts';
+
+/** Every entity, for MikroORM's discovery and the migration generator. */
+export const entities = [
+  UserSchema,
+  AccessTokenSchema,
+  BuildSchema,
+  BuildTagSchema,
+  BuildCounterSchema,
+  StageSchema,
+  JobSchema,
+  LogChunkSchema,
+  RunnerSchema,
+  OutboxMessageSchema,
+];

@@ -1,0 +1,101 @@
+/**
+ * The database: PostgreSQL through MikroORM. With no URL, an embedded PGlite (Postgres compiled to
+ * WASM) kept in `<dataDir>/pgdata` is served on a loopback port through pglite-socket, so the same
+ * driver, SQL and migrations serve both.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { Migrator } from '@mikro-orm/migrations';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { migrationsList } from '../../migrations/index.ts';
+import { entities } from './entities.ts';
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export interface Database {
+  orm: MikroORM;
+  /** The URL MikroORM connects to (the embedded server's loopback URL when embedded). */
+  url: string;
+  embedded: boolean;
+  /** Applies pending migrations; returns their names. */
+  migrate(): Promise<string[]>;
+  isReady(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function ormOptions(url: string, poolMax = 10) {
+  return {
+    entities,
+    clientUrl: url,
+    extensions: [Migrator],
+    pool: { min: 0, max: poolMax },
+    migrations: {
+      path: MIGRATIONS_DIR,
+      pathTs: MIGRATIONS_DIR,
+      migrationsList,
+      snapshot: false,
+      transactional: true,
+      allOrNothing: true,
+      emit: 'ts' as const,
+      silent: true,
+    },
+    // Entities are plain interfaces with EntitySchema: nothing to reflect.
+    discovery: { warnWhenNoEntities: true },
+    allowGlobalContext: false,
+    debug: false,
+  };
+}
+
+export async function openDatabase(opts: {
+  url: string;
+  dataDir: string;
+  poolMax?: number;
+}): Promise<Database> {
+  let url = opts.url;
+  let stopEmbedded = async () => {};
+  if (!url) {
+    const dir = path.join(opts.dataDir, 'pgdata');
+    await mkdir(dir, { recursive: true });
+    const db = await PGlite.create(dir);
+    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 16 });
+    await server.start();
+    url = `postgresql://postgres@${server.getServerConn()}/postgres`;
+    stopEmbedded = async () => {
+      await server.stop();
+      await db.close();
+    };
+  }
+  const embedded = !opts.url;
+  let orm: MikroORM;
+  try {
+    // PGlite serves one query at a time; a small pool keeps its queue short.
+    orm = await MikroORM.init(ormOptions(url, opts.poolMax ?? (embedded ? 4 : 10)));
+  } catch (err) {
+    await stopEmbedded();
+    throw err;
+  }
+  return {
+    orm,
+    url,
+    embedded,
+    async migrate() {
+      const applied = await orm.getMigrator().up();
+      return applied.map((m) => m.name);
+    },
+    async isReady() {
+      try {
+        await orm.em.execute('select 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await orm.close(true);
+      await stopEmbedded();
+    },
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * Ingest and subscriptions with events published through the broker exactly as a runner publishes
+ * them (the runner itself is exercised in test/*.test.ts): idempotent storage, status rules,
+ * replay-then-live log delivery, cursors, and completion.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunnerEvent } from '../../runner/contract/messages.ts';
+import { collect, startTestApp, type TestApp } from '../../test/testkit/app.ts';
+import { available } from '../../test/testkit/services.ts';
+
+const MANIFEST = `driver: {type: os}
+stages: [one, two]
+jobs:
+  - {stage: one, name: a, commands: [echo a]}
+  - {stage: two, name: b, commands: [echo b]}
+`;
+
+type Ids = { globalId: string; buildId: string; jobs: string[] };
+
+const LOG = `subscription ($id: ID!, $after: String) {
+  buildLog(buildId: $id, after: $after) { cursor attempt firstLine lines job { name } }
+}`;
+type LogItem = {
+  buildLog: { cursor: string; attempt: number; firstLine: number; lines: string[]; job: { name: string } };
+};
+
+const BUILD = `query ($id: ID!) { build(id: $id) {
+  status attempt tags reason stages { jobs { name status exitCode } } log(first: 1000) { edges { node { lines } } } } }`;
+type BuildData = {
+  build: {
+    status: string;
+    attempt: number;
+    tags: string[];
+    reason: string | null;
+    stages: { jobs: { name: string; status: string; exitCode: number | null }[] }[];
+    log: { edges: { node: { lines: string[] } }[] };
+  };
+};
+
+describe.runIf(available('postgres'))('ingest and subscriptions', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+    await t.listen();
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  async function submit(): Promise<Ids> {
+    const res = await t.gql<{ submitBuild: { build: { id: string; stages: { jobs: { id: string }[] }[] } } }>(
+      `mutation ($m: String!) { submitBuild(input: { manifest: $m }) {
+        ... on SubmitBuildSuccess { build { id stages { jobs { id } } } } } }`,
+      { m: MANIFEST },
+    );
+    const build = res.data!.submitBuild.build;
+    const { decodeGlobalID } = await import('@pothos/plugin-relay');
+    return {
+      globalId: build.id,
+      buildId: decodeGlobalID(build.id).id,
+      jobs: build.stages.flatMap((s) => s.jobs.map((j) => decodeGlobalID(j.id).id)),
+    };
+  }
+
+  const at = () => new Date().toISOString();
+  function chunk(
+    ids: Ids,
+    attempt: number,
+    seq: number,
+    job: number,
+    firstLine: number,
+    lines: string[],
+  ): RunnerEvent {
+    return {
+      type: 'log.chunk',
+      buildId: ids.buildId,
+      attempt,
+      seq,
+      jobId: ids.jobs[job]!,
+      firstLine,
+      lines,
+      at: at(),
+    };
+  }
+  function passingRun(ids: Ids, attempt = 1): RunnerEvent[] {
+    const base = { buildId: ids.buildId, attempt, at: at() };
+    return [
+      { type: 'build.started', runner: 'r1', ...base },
+      { type: 'job.started', jobId: ids.jobs[0]!, ...base },
+      chunk(ids, attempt, 1, 0, 1, ['a1', 'a2']),
+      chunk(ids, attempt, 2, 0, 3, ['a3']),
+      { type: 'job.finished', jobId: ids.jobs[0]!, status: 'PASSED', exitCode: 0, ...base },
+      { type: 'job.started', jobId: ids.jobs[1]!, ...base },
+      chunk(ids, attempt, 3, 1, 1, ['b1']),
+      { type: 'job.finished', jobId: ids.jobs[1]!, status: 'PASSED', exitCode: 0, ...base },
+      { type: 'build.finished', status: 'PASSED', lastSeq: 3, reason: null, ...base },
+    ];
+  }
+
+  async function waitForStatus(ids: Ids, status: string): Promise<BuildData['build']> {
+    for (let i = 0; i < 200; i++) {
+      const res = await t.gql<BuildData>(BUILD, { id: ids.globalId });
+      if (res.data?.build.status === status) return res.data.build;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`build never became ${status}`);
+  }
+
+  it('stores a run, and an event delivered twice is stored once', async () => {
+    const ids = await submit();
+    const events = passingRun(ids);
+    await t.broker.publishEvents(events);
+    await t.broker.publishEvents(events);
+    const build = await waitForStatus(ids, 'PASSED');
+    expect(build.stages.flatMap((s) => s.jobs.map((j) => [j.name, j.status, j.exitCode]))).toEqual([
+      ['a', 'PASSED', 0],
+      ['b', 'PASSED', 0],
+    ]);
+    expect(build.log.edges.flatMap((e) => e.node.lines)).toEqual(['a1', 'a2', 'a3', 'b1']);
+    const rows = await t.orm.em
+      .fork()
+      .execute<{ count: string }[]>('select count(*) from log_chunks where build_id = ?', [ids.buildId]);
+    expect(Number(rows[0]?.count)).toBe(3);
+  });
+
+  it('never moves a finished job back, whatever order the events arrive in', async () => {
+    const ids = await submit();
+    const run = passingRun(ids);
+    // job.finished for job a before its job.started, and the build's start last but one.
+    const [started, jobStarted, c1, c2, jobFinished, ...rest] = run;
+    await t.broker.publishEvents([jobFinished!, c2!, jobStarted!, c1!, started!, ...rest]);
+    const build = await waitForStatus(ids, 'PASSED');
+    expect(build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['PASSED', 'PASSED']);
+  });
+
+  it('runs a later attempt from scratch and tags the build orphaned', async () => {
+    const ids = await submit();
+    const first = passingRun(ids, 1).slice(0, 5); // the runner died after job a
+    await t.broker.publishEvents(first);
+    await waitForStatus(ids, 'RUNNING');
+    await t.broker.publishEvents(passingRun(ids, 2));
+    const build = await waitForStatus(ids, 'PASSED');
+    expect(build.attempt).toBe(2);
+    expect(build.tags).toContain('orphaned');
+    // A late event of attempt 1 changes nothing.
+    await t.broker.publishEvents([
+      {
+        type: 'job.finished',
+        jobId: ids.jobs[1]!,
+        status: 'FAILED',
+        exitCode: 1,
+        buildId: ids.buildId,
+        attempt: 1,
+        at: at(),
+      },
+    ]);
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await waitForStatus(ids, 'PASSED');
+    expect(again.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['PASSED', 'PASSED']);
+  });
+
+  it('gives a subscriber that connects after the build ended the whole log, then completes', async () => {
+    const ids = await submit();
+    await t.broker.publishEvents(passingRun(ids));
+    await waitForStatus(ids, 'PASSED');
+    const sub = collect<LogItem>(t.ws(), LOG, { id: ids.globalId });
+    await sub.done;
+    expect(sub.errors).toEqual([]);
+    expect(sub.items.map((i) => [i.buildLog.job.name, i.buildLog.firstLine, i.buildLog.lines])).toEqual([
+      ['a', 1, ['a1', 'a2']],
+      ['a', 3, ['a3']],
+      ['b', 1, ['b1']],
+    ]);
+  });
+
+  it('streams live chunks to a subscriber, and resumes from a cursor without a gap or a repeat', async () => {
+    const ids = await submit();
+    const run = passingRun(ids);
+    const first = collect<LogItem>(t.ws(), LOG, { id: ids.globalId }, (items) => items.length === 2);
+    await t.broker.publishEvents(run.slice(0, 4)); // started, job started, chunks 1 and 2
+    await first.done;
+    expect(first.items.flatMap((i) => i.buildLog.lines)).toEqual(['a1', 'a2', 'a3']);
+    // The client drops; the run goes on; it reconnects with its last cursor.
+    await t.broker.publishEvents(run.slice(4, 7)); // chunk 3 published while nobody listens
+    const cursor = first.items.at(-1)!.buildLog.cursor;
+    const second = collect<LogItem>(t.ws(), LOG, { id: ids.globalId, after: cursor });
+    await t.broker.publishEvents(run.slice(7));
+    await second.done;
+    expect(second.errors).toEqual([]);
+    expect(second.items.map((i) => i.buildLog.lines)).toEqual([['b1']]);
+  });
+
+  it('sends buildUpdated on every change of the build or its jobs', async () => {
+    const ids = await submit();
+    const sub = collect<{ buildUpdated: { status: string; stages: { jobs: { status: string }[] }[] } }>(
+      t.ws(),
+      'subscription ($id: ID!) { buildUpdated(buildId: $id) { status stages { jobs { status } } } }',
+      { id: ids.globalId },
+      (items) => items.some((i) => i.buildUpdated.status === 'PASSED'),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    for (const event of passingRun(ids)) await t.broker.publishEvents([event]);
+    await sub.done;
+    const seen = sub.items.map(
+      (i) => `${i.buildUpdated.status}:${i.buildUpdated.stages.map((s) => s.jobs[0]!.status).join(',')}`,
+    );
+    expect(seen[0]).toBe('RUNNING:QUEUED,QUEUED');
+    expect(seen).toContain('RUNNING:RUNNING,QUEUED');
+    expect(seen).toContain('RUNNING:PASSED,RUNNING');
+    expect(seen.at(-1)).toBe('PASSED:PASSED,PASSED');
+  });
+
+  it('refuses subscriptions without a token', async () => {
+    const sub = collect(t.ws(null), LOG, { id: 'QnVpbGQ6eA' });
+    await sub.done;
+    expect(JSON.stringify(sub.errors)).toContain('UNAUTHENTICATED');
+  });
+});

@@ -1,0 +1,332 @@
+/**
+ * Stores runner events and announces what changed.
+ *
+ * Storage consumes the shared `store` queue, a batch at a time. The queue has a single active
+ * consumer (the other replicas stand by and take over when it goes away), so events are stored in the
+ * order each runner published them. Log chunks are inserted in one statement with ON CONFLICT DO
+ * NOTHING, so an event delivered twice is stored once; status events are conditional updates that
+ * only move forward (a job never goes back from PASSED to RUNNING, an older attempt never overwrites
+ * a newer one), so a redelivered batch changes nothing. After commit it publishes `build.updated`
+ * with the state after each change.
+ *
+ * Fan-out consumes this process's exclusive queue and feeds the in-process pubsub: log chunks as they
+ * arrive (before they are stored: subscriptions dedupe by cursor) and `build.updated` notifications.
+ */
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Broker, Consumer, EventDelivery } from '../../runner/contract/broker.ts';
+import {
+  BuildJobSchema,
+  type BuildUpdated,
+  type RunnerEvent,
+  type RunnerEventOf,
+} from '../../runner/contract/messages.ts';
+import type { BuildStatus, JobStatus } from '../../runner/contract/status.ts';
+import type { PubSub } from './pubsub.ts';
+
+const LIVE = `('QUEUED', 'RUNNING')`;
+/**
+ * A job event of attempt N counts while the build is live and not yet at a later attempt, or when
+ * the build was finished by attempt N itself (its build.finished overtook the job's last event).
+ */
+const CURRENT_ATTEMPT = `exists (select 1 from builds b where b.id = jobs.build_id
+  and (b.attempt = ? or (b.attempt < ? and b.status in ${LIVE})))`;
+
+export interface IngesterDeps {
+  orm: MikroORM;
+  broker: Broker;
+  pubsub: PubSub;
+  logger: Logger;
+}
+
+export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
+  const store = await deps.broker.consumeEventsToStore(
+    async (deliveries) => {
+      await storeEvents(deps, deliveries);
+    },
+    { batchSize: 500 },
+  );
+  const fanout = await deps.broker.consumeEventsFanout((event) => {
+    if (event.type === 'log.chunk') deps.pubsub.publishLog(event);
+    else if (event.type === 'build.updated') deps.pubsub.publishBuild(event);
+  });
+  const dead = await deps.broker.consumeDeadLetters(async (letter) => {
+    const parsed = BuildJobSchema.safeParse(safeJson(letter.body));
+    if (parsed.success) {
+      const reason =
+        letter.reason === 'delivery_limit'
+          ? 'the build was delivered to runners too many times without finishing (runners lost)'
+          : `the build job was refused by a runner (${letter.reason})`;
+      const em = deps.orm.em.fork();
+      if (await failBuild(em, parsed.data.buildId, reason)) {
+        await announce(deps.broker, em, [parsed.data.buildId]);
+      }
+    } else {
+      deps.logger.warn(
+        { reason: letter.reason, body: letter.body.slice(0, 200) },
+        'dropping an invalid dead letter',
+      );
+    }
+    await letter.ack();
+  });
+  return [store, fanout, dead];
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Promise<void> {
+  const em = deps.orm.em.fork();
+  const updates: BuildUpdated[] = [];
+  const toKill = new Set<string>();
+  await em.transactional(async (tx) => {
+    const chunks: RunnerEventOf<'log.chunk'>[] = [];
+    const beats = new Map<string, RunnerEventOf<'runner.heartbeat'>>();
+    for (const { event } of deliveries) {
+      if (event.type === 'log.chunk') chunks.push(event);
+      else if (event.type === 'runner.heartbeat') beats.set(event.runner, event);
+    }
+    await insertChunks(tx, chunks);
+    await upsertRunners(tx, [...beats.values()]);
+    for (const { event } of deliveries) {
+      const outcome = await applyStatusEvent(tx, event);
+      if (outcome === 'kill' && 'buildId' in event) toKill.add(event.buildId);
+      if (outcome === 'changed' && 'buildId' in event) {
+        const update = await snapshot(tx, event.buildId);
+        if (update) updates.push(update);
+      }
+    }
+  });
+  for (const buildId of toKill) await deps.broker.publishControl({ type: 'kill', buildId });
+  if (updates.length > 0) await deps.broker.publishEvents(updates);
+  for (const d of deliveries) await d.ack();
+}
+
+async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): Promise<void> {
+  // Postgres takes at most 65535 parameters a statement: 8 a row.
+  for (let i = 0; i < chunks.length; i += 4000) {
+    const slice = chunks.slice(i, i + 4000);
+    const params: unknown[] = [];
+    const rows = slice.map((c) => {
+      params.push(
+        c.buildId,
+        c.attempt,
+        c.seq,
+        c.jobId,
+        c.firstLine,
+        c.lines.length,
+        c.lines.join('\n'),
+        c.at,
+      );
+      return '(?, ?, ?, ?, ?, ?, ?, ?)';
+    });
+    await em.execute(
+      `insert into log_chunks (build_id, attempt, seq, job_id, first_line, line_count, content, created_at)
+       values ${rows.join(', ')} on conflict do nothing`,
+      params,
+    );
+  }
+}
+
+async function upsertRunners(em: EntityManager, beats: RunnerEventOf<'runner.heartbeat'>[]): Promise<void> {
+  for (const b of beats) {
+    await em.execute(
+      `insert into runners (name, queues, concurrency, running, first_seen_at, last_seen_at)
+       values (?, ?::jsonb, ?, ?::jsonb, ?, ?)
+       on conflict (name) do update set queues = excluded.queues, concurrency = excluded.concurrency,
+         running = excluded.running, last_seen_at = greatest(runners.last_seen_at, excluded.last_seen_at)`,
+      [b.runner, JSON.stringify(b.queues), b.concurrency, JSON.stringify(b.running), b.at, b.at],
+    );
+  }
+}
+
+type Outcome = 'changed' | 'unchanged' | 'kill';
+
+async function applyStatusEvent(em: EntityManager, event: RunnerEvent): Promise<Outcome> {
+  const conn = em;
+  const rows = (sql: string, params: unknown[]) => conn.execute<{ id: string }[]>(sql, params);
+  switch (event.type) {
+    case 'build.started': {
+      const updated = await rows(
+        `update builds set attempt = ?, status = 'RUNNING', runner = ?, started_at = ?
+         where id = ? and attempt < ? and status in ${LIVE} returning id`,
+        [event.attempt, event.runner, event.at, event.buildId, event.attempt],
+      );
+      if (updated.length === 0) {
+        const [build] = await conn.execute<{ status: string; attempt: number }[]>(
+          'select status, attempt from builds where id = ?',
+          [event.buildId],
+        );
+        // Killed (or failed by the api) before this attempt started: stop the runner.
+        const endedBefore =
+          build && !['QUEUED', 'RUNNING'].includes(build.status) && build.attempt < event.attempt;
+        return endedBefore ? 'kill' : 'unchanged';
+      }
+      // A later attempt: the earlier runner was lost. Its jobs start over.
+      await conn.execute(
+        `update jobs set status = 'QUEUED', attempt = ?, exit_code = null, started_at = null, finished_at = null
+         where build_id = ? and attempt < ?`,
+        [event.attempt, event.buildId, event.attempt],
+      );
+      if (event.attempt > 1) await tagOrphaned(em, event.buildId);
+      return 'changed';
+    }
+    case 'job.started': {
+      const updated = await rows(
+        `update jobs set status = 'RUNNING', attempt = ?, started_at = ?, finished_at = null, exit_code = null
+         where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status = 'QUEUED')) and ${CURRENT_ATTEMPT}
+         returning id`,
+        [
+          event.attempt,
+          event.at,
+          event.jobId,
+          event.buildId,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+        ],
+      );
+      return updated.length > 0 ? 'changed' : 'unchanged';
+    }
+    case 'job.finished': {
+      const updated = await rows(
+        `update jobs set status = ?, attempt = ?, exit_code = ?, finished_at = ?,
+           started_at = case when ? = 'SKIPPED' then null else coalesce(started_at, ?) end
+         where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status in ${LIVE})) and ${CURRENT_ATTEMPT}
+         returning id`,
+        [
+          event.status,
+          event.attempt,
+          event.exitCode,
+          event.at,
+          event.status,
+          event.at,
+          event.jobId,
+          event.buildId,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+        ],
+      );
+      return updated.length > 0 ? 'changed' : 'unchanged';
+    }
+    case 'build.finished': {
+      const updated = await rows(
+        `update builds set status = ?, attempt = ?, last_seq = ?, reason = ?, finished_at = ?,
+           started_at = coalesce(started_at, ?)
+         where id = ? and attempt <= ? and status in ${LIVE} returning id`,
+        [
+          event.status,
+          event.attempt,
+          event.lastSeq,
+          event.reason,
+          event.at,
+          event.at,
+          event.buildId,
+          event.attempt,
+        ],
+      );
+      if (updated.length > 0 && event.attempt > 1) await tagOrphaned(em, event.buildId);
+      return updated.length > 0 ? 'changed' : 'unchanged';
+    }
+    case 'log.chunk':
+    case 'runner.heartbeat':
+    case 'build.updated':
+      return 'unchanged';
+  }
+}
+
+/** A build run again after its runner was lost (Djinn's "orphaned" build). */
+async function tagOrphaned(em: EntityManager, buildId: string): Promise<void> {
+  await em.execute(`insert into build_tags (build_id, name) values (?, 'orphaned') on conflict do nothing`, [
+    buildId,
+  ]);
+}
+
+/**
+ * Ends a build the runners cannot finish: FAILED with `reason`, running jobs FAILED, queued ones
+ * SKIPPED, and the log closed at what was stored. Returns false when it had already ended.
+ */
+export async function failBuild(
+  em: EntityManager,
+  buildId: string,
+  reason: string,
+  status = 'FAILED',
+): Promise<boolean> {
+  return em.transactional(async (tx) => {
+    const conn = tx;
+    const updated = await conn.execute<{ id: string }[]>(
+      `update builds set status = ?, reason = ?, finished_at = now(),
+         last_seq = (select coalesce(max(seq), 0) from log_chunks l where l.build_id = builds.id and l.attempt = builds.attempt)
+       where id = ? and status in ${LIVE} returning id`,
+      [status, reason, buildId],
+    );
+    if (updated.length === 0) return false;
+    await conn.execute(
+      `update jobs set status = case when status = 'RUNNING' then ? else 'SKIPPED' end, finished_at = now()
+       where build_id = ? and status in ${LIVE}`,
+      [status, buildId],
+    );
+    return true;
+  });
+}
+
+/** The build and its jobs as they are now in `em`'s view (inside a transaction: with its writes). */
+export async function snapshot(em: EntityManager, buildId: string): Promise<BuildUpdated | null> {
+  const [build] = await em.execute<
+    {
+      status: BuildStatus;
+      attempt: number;
+      reason: string | null;
+      started_at: Date | null;
+      finished_at: Date | null;
+    }[]
+  >('select status, attempt, reason, started_at, finished_at from builds where id = ?', [buildId]);
+  if (!build) return null;
+  const jobs = await em.execute<
+    {
+      id: string;
+      status: JobStatus;
+      exit_code: number | null;
+      started_at: Date | null;
+      finished_at: Date | null;
+    }[]
+  >('select id, status, exit_code, started_at, finished_at from jobs where build_id = ? order by position', [
+    buildId,
+  ]);
+  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+  return {
+    type: 'build.updated',
+    buildId,
+    status: build.status,
+    attempt: build.attempt,
+    reason: build.reason,
+    startedAt: iso(build.started_at),
+    finishedAt: iso(build.finished_at),
+    jobs: jobs.map((j) => ({
+      jobId: j.id,
+      status: j.status,
+      exitCode: j.exit_code,
+      startedAt: iso(j.started_at),
+      finishedAt: iso(j.finished_at),
+    })),
+    at: new Date().toISOString(),
+  };
+}
+
+/** Tells every replica (through the broker) that these builds changed. */
+export async function announce(broker: Broker, em: EntityManager, buildIds: string[]): Promise<void> {
+  const updates: BuildUpdated[] = [];
+  for (const id of buildIds) {
+    const update = await snapshot(em, id);
+    if (update) updates.push(update);
+  }
+  await broker.publishEvents(updates);
+}

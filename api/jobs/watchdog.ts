@@ -1,0 +1,44 @@
+/**
+ * Ends builds whose runner went silent. RabbitMQ redelivers a build when its runner's connection
+ * drops, so this only matters when a runner hangs with its connection still open: a RUNNING build
+ * past its timeout (plus a grace) whose runner sent no heartbeat for `silenceMs` becomes TIMED_OUT.
+ */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Broker } from '../../runner/contract/broker.ts';
+import { announce, failBuild } from '../events/ingester.ts';
+
+export function startWatchdog(deps: {
+  orm: MikroORM;
+  broker: Broker;
+  logger: Logger;
+  intervalMs?: number;
+  silenceMs?: number;
+}): { stop(): void; check(): Promise<string[]> } {
+  const silence = deps.silenceMs ?? 30_000;
+  async function check(): Promise<string[]> {
+    const em = deps.orm.em.fork();
+    const rows = await em.execute<{ id: string; runner: string | null }[]>(
+      `select b.id, b.runner from builds b left join runners r on r.name = b.runner
+       where b.status = 'RUNNING'
+         and b.started_at + (b.timeout_ms * interval '1 millisecond') + (? * interval '1 millisecond') < now()
+         and (r.last_seen_at is null or r.last_seen_at < now() - (? * interval '1 millisecond'))`,
+      [silence, silence],
+    );
+    const ended: string[] = [];
+    for (const row of rows) {
+      const reason = `runner ${row.runner ?? '(unknown)'} stopped sending heartbeats and the build's timeout passed`;
+      if (await failBuild(em, row.id, reason, 'TIMED_OUT')) ended.push(row.id);
+    }
+    if (ended.length > 0) {
+      deps.logger.warn({ builds: ended }, 'timed out builds of lost runners');
+      await announce(deps.broker, em, ended);
+    }
+    return ended;
+  }
+  const timer = setInterval(() => {
+    check().catch((err) => deps.logger.error({ err }, 'watchdog check failed'));
+  }, deps.intervalMs ?? 10_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer), check };
+}

@@ -1,0 +1,70 @@
+/**
+ * `kiln serve`: open the database (embedded PGlite when KILN_DATABASE_URL is empty), apply
+ * migrations, make sure an admin exists, connect the broker, and serve.
+ */
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { Broker } from '../runner/contract/broker.ts';
+import { createBroker } from '../runner/contract/create-broker.ts';
+import type { ApiConfig } from './config.ts';
+import { type Database, openDatabase } from './db/orm.ts';
+import { bootstrapAdmin } from './modules/tokens/tokens.service.ts';
+import { type App, buildApp } from './server.ts';
+
+export interface Serving {
+  app: App;
+  broker: Broker;
+  database: Database;
+  url: string;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid } });
+}
+
+export async function serve(config: ApiConfig, logger = createLogger(config.logLevel)): Promise<Serving> {
+  await mkdir(config.dataDir, { recursive: true });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const applied = await database.migrate();
+  if (applied.length > 0) logger.info({ migrations: applied }, 'applied database migrations');
+  const secret = await bootstrapAdmin(database.orm.em.fork(), config.bootstrapToken);
+  const tokenFile = path.join(config.dataDir, 'bootstrap-token');
+  if (secret && !config.bootstrapToken) {
+    await writeFile(tokenFile, `${secret}\n`, { mode: 0o600 });
+    await chmod(tokenFile, 0o600);
+  }
+  const broker = createBroker({
+    url: config.amqpUrl,
+    prefix: config.brokerPrefix,
+    deliveryLimit: config.deliveryLimit,
+    logger,
+  });
+  await broker.start();
+  const app = await buildApp({ database, broker, logger, drivers: config.drivers });
+  const { url } = await app.start(config.port, config.host);
+  logger.info(
+    { url, embeddedDatabase: database.embedded, inProcessBroker: !config.amqpUrl },
+    'kiln serve is up',
+  );
+  if (secret && !config.bootstrapToken) {
+    // Printed once, on the start that created the admin; it stays in the data dir (mode 0600).
+    console.log(
+      `\n  Kiln is running: ${config.publicUrl ?? url}\n  Admin token (saved in ${tokenFile}):\n\n    ${secret}\n`,
+    );
+  }
+  return {
+    app,
+    broker,
+    database,
+    url,
+    logger,
+    async stop() {
+      await app.stop();
+      await broker.close();
+      await database.close();
+    },
+  };
+}

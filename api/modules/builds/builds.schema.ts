@@ -1,0 +1,357 @@
+import { createContextCache } from '@pothos/core';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import DataLoader from 'dataloader';
+import type { BuildUpdated } from '../../../runner/contract/messages.ts';
+import { BUILD_STATUSES, JOB_STATUSES } from '../../../runner/contract/status.ts';
+import type { ManifestProblem } from '../../../runner/manifest/types.ts';
+import { builder, ErrorInterface, NotFoundError } from '../../builder.ts';
+import type { Context } from '../../context.ts';
+import { type Build, BuildSchema, type Job, JobSchema, type Stage } from './builds.entity.ts';
+import { decodeLogCursor, encodeLogCursor, type StoredChunk } from './builds.service.ts';
+import { streamLog } from './log-stream.ts';
+
+export const BuildStatusEnum = builder.enumType('BuildStatus', {
+  values: BUILD_STATUSES,
+  description: 'Ordered by precedence: a build is the worst of its jobs.',
+});
+export const JobStatusEnum = builder.enumType('JobStatus', { values: JOB_STATUSES });
+const TriggerKindEnum = builder.enumType('TriggerKind', {
+  values: ['MANUAL', 'PUSH', 'PULL', 'SCHEDULE'] as const,
+});
+
+/**
+ * A subscription keeps one context for its whole life, so loaders must not cache across its events:
+ * each event batches its own reads and sees the rows as they are now.
+ */
+const FRESH = { cache: false };
+
+/** Decodes a global ID of the given type; null for anything else, so a wrong ID reads as not found. */
+export function localId(globalId: string, typename: string): string | null {
+  try {
+    const { typename: t, id } = decodeGlobalID(globalId);
+    return t === typename && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+export const JobRef = builder.loadableNodeRef<Job>('Job', {
+  id: { resolve: (job) => job.id },
+  sort: (job) => job.id,
+  loaderOptions: FRESH,
+  load: (ids: string[], ctx) => ctx.em.find(JobSchema, { id: { $in: ids } }, { disableIdentityMap: true }),
+});
+
+JobRef.implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    stage: t.exposeString('stageName'),
+    status: t.field({ type: JobStatusEnum, resolve: (job) => job.status }),
+    exitCode: t.exposeInt('exitCode', { nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+/** Job states of a `build.updated` snapshot, laid over the rows when a subscription renders it. */
+type JobStates = ReadonlyMap<string, BuildUpdated['jobs'][number]>;
+type StageView = Stage & { jobStates?: JobStates };
+/** A build as stored, or as it was at one change (buildUpdated) when `jobStates` is set. */
+export type BuildView = Build & { jobStates?: JobStates };
+
+const stagesByBuild = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<string, Stage[]>(async (ids) => {
+      const stages = await ctx.services.builds.stagesOf(ctx.em, ids);
+      return ids.map((id) => stages.filter((s) => s.build.id === id));
+    }, FRESH),
+);
+const jobsByStage = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<string, Job[]>(async (ids) => {
+      const jobs = await ctx.services.builds.jobsOfStages(ctx.em, ids);
+      return ids.map((id) => jobs.filter((j) => j.stage.id === id));
+    }, FRESH),
+);
+
+function overlay(job: Job, states: JobStates | undefined): Job {
+  const state = states?.get(job.id);
+  if (!state) return job;
+  const date = (s: string | null) => (s ? new Date(s) : null);
+  return {
+    ...job,
+    status: state.status,
+    exitCode: state.exitCode,
+    startedAt: date(state.startedAt),
+    finishedAt: date(state.finishedAt),
+  };
+}
+
+const StageRef = builder.objectRef<StageView>('Stage').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    canFail: t.exposeBoolean('canFail', { description: 'Listed in `allow_failures`.' }),
+    jobs: t.field({
+      type: [JobRef],
+      resolve: async (stage, _args, ctx) =>
+        (await jobsByStage(ctx).load(stage.id)).map((job) => overlay(job, stage.jobStates)),
+    }),
+  }),
+});
+
+const LogChunkRef = builder.objectRef<StoredChunk>('LogChunk').implement({
+  fields: (t) => ({
+    cursor: t.string({
+      description: 'Opaque; pass it as `after` to resume with the next chunk, on any server.',
+      resolve: (c) => encodeLogCursor(c),
+    }),
+    job: t.field({ type: JobRef, nullable: true, resolve: (c) => c.jobId }),
+    attempt: t.exposeInt('attempt', { description: 'The run of the build this chunk belongs to, from 1.' }),
+    firstLine: t.exposeInt('firstLine', {
+      description: "Line number, starting at 1, of lines[0] within its job's log.",
+    }),
+    lines: t.exposeStringList('lines'),
+  }),
+});
+
+const LogChunkConnection = builder.connectionObject(
+  { type: LogChunkRef, name: 'LogChunkConnection' },
+  { name: 'LogChunkEdge' },
+);
+
+export const BuildRef = builder.loadableNodeRef<BuildView>('Build', {
+  id: { resolve: (build) => build.id },
+  sort: (build) => build.id,
+  loaderOptions: FRESH,
+  load: (ids: string[], ctx) => ctx.em.find(BuildSchema, { id: { $in: ids } }, { disableIdentityMap: true }),
+});
+
+BuildRef.implement({
+  fields: (t) => ({
+    number: t.exposeInt('number', {
+      description: 'Sequential per namespace (per owner when there is no namespace), starting at 1.',
+    }),
+    status: t.field({ type: BuildStatusEnum, resolve: (b) => b.status }),
+    manifest: t.exposeString('manifest'),
+    comment: t.exposeString('comment', { nullable: true }),
+    queue: t.exposeString('queue'),
+    attempt: t.exposeInt('attempt', { description: 'How many times a runner started it; 0 while queued.' }),
+    reason: t.exposeString('reason', {
+      nullable: true,
+      description: "Why it ended as it did, when that was not a job's exit code.",
+    }),
+    trigger: t.field({ type: TriggerKindEnum, resolve: (b) => b.triggerKind }),
+    tags: t.loadableList({
+      type: 'String',
+      loaderOptions: FRESH,
+      load: async (ids: string[], ctx) => {
+        const byBuild = await ctx.services.builds.tagsOf(ctx.em, ids);
+        return ids.map((id) => byBuild.get(id) ?? []);
+      },
+      resolve: (b) => b.id,
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    stages: t.field({
+      type: [StageRef],
+      resolve: async (b, _args, ctx) =>
+        (await stagesByBuild(ctx).load(b.id)).map((stage) => ({ ...stage, jobStates: b.jobStates })),
+    }),
+    log: t.field({
+      type: LogChunkConnection,
+      description: 'Stored log, oldest first. `after` takes a LogChunk cursor.',
+      args: {
+        after: t.arg.string(),
+        first: t.arg.int({ description: 'At most 1000; default 100.' }),
+      },
+      resolve: async (b, args, ctx) => {
+        const first = Math.min(Math.max(args.first ?? 100, 0), 1000);
+        const chunks = await ctx.services.builds.logAfter(
+          ctx.em,
+          b.id,
+          decodeLogCursor(args.after),
+          first + 1,
+        );
+        const page = chunks.slice(0, first);
+        const edges = page.map((node) => ({ cursor: encodeLogCursor(node), node }));
+        return {
+          edges,
+          pageInfo: {
+            hasNextPage: chunks.length > first,
+            hasPreviousPage: args.after != null,
+            startCursor: edges[0]?.cursor ?? null,
+            endCursor: edges.at(-1)?.cursor ?? null,
+          },
+        };
+      },
+    }),
+  }),
+});
+
+const BuildConnection = builder.connectionObject(
+  { type: BuildRef, name: 'BuildConnection' },
+  { name: 'BuildEdge' },
+);
+
+const encodeBuildCursor = (b: Build) =>
+  Buffer.from(`build:${b.createdAt.toISOString()}|${b.id}`).toString('base64url');
+function decodeBuildCursor(cursor: string | null | undefined): { createdAt: Date; id: string } | null {
+  if (!cursor) return null;
+  const m = /^build:([^|]+)\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  const createdAt = m ? new Date(m[1]!) : null;
+  return m && createdAt && !Number.isNaN(createdAt.getTime()) ? { createdAt, id: m[2]! } : null;
+}
+
+builder.queryFields((t) => ({
+  build: t.field({
+    type: BuildRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const id = localId(args.id, 'Build');
+      return id ? ctx.em.findOne(BuildSchema, { id }) : null;
+    },
+  }),
+  builds: t.field({
+    type: BuildConnection,
+    description: 'Newest first.',
+    args: {
+      first: t.arg.int({ description: 'At most 100; default 20.' }),
+      after: t.arg.string(),
+      status: t.arg({ type: BuildStatusEnum }),
+      tag: t.arg.string(),
+    },
+    resolve: async (_root, args, ctx) => {
+      const first = Math.min(Math.max(args.first ?? 20, 0), 100);
+      const builds = await ctx.services.builds.list(ctx.em, {
+        limit: first + 1,
+        after: decodeBuildCursor(args.after),
+        status: args.status,
+        tag: args.tag,
+      });
+      const edges = builds.slice(0, first).map((node) => ({ cursor: encodeBuildCursor(node), node }));
+      return {
+        edges,
+        pageInfo: {
+          hasNextPage: builds.length > first,
+          hasPreviousPage: args.after != null,
+          startCursor: edges[0]?.cursor ?? null,
+          endCursor: edges.at(-1)?.cursor ?? null,
+        },
+      };
+    },
+  }),
+}));
+
+const ManifestProblemRef = builder.objectRef<ManifestProblem>('ManifestProblem').implement({
+  fields: (t) => ({
+    path: t.exposeString('path', { description: 'Where in the manifest, e.g. jobs[2].commands' }),
+    line: t.exposeInt('line', { nullable: true }),
+    column: t.exposeInt('column', { nullable: true }),
+    message: t.exposeString('message'),
+  }),
+});
+
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+  constructor(readonly problems: ManifestProblem[]) {
+    super(
+      problems.length === 1
+        ? `the manifest has a problem: ${problems[0]!.message}`
+        : `the manifest has ${problems.length} problems`,
+    );
+  }
+}
+
+builder.objectType(ManifestError, {
+  name: 'ManifestError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ManifestError,
+  fields: (t) => ({ problems: t.field({ type: [ManifestProblemRef], resolve: (e) => e.problems }) }),
+});
+
+const SubmitBuildInput = builder.inputType('SubmitBuildInput', {
+  fields: (t) => ({
+    manifest: t.string({ required: true }),
+    comment: t.string(),
+    tags: t.stringList(),
+  }),
+});
+
+const KillBuildInput = builder.inputType('KillBuildInput', {
+  fields: (t) => ({ buildId: t.id({ required: true }) }),
+});
+
+builder.mutationFields((t) => ({
+  submitBuild: t.field({
+    type: BuildRef,
+    args: { input: t.arg({ type: SubmitBuildInput, required: true }) },
+    errors: { types: [ManifestError], dataField: { name: 'build' } },
+    resolve: async (_root, { input }, ctx) => {
+      const result = await ctx.services.builds.submit(ctx.em, ctx.viewer!, input);
+      if (!result.ok) throw new ManifestError(result.problems);
+      return result.build;
+    },
+  }),
+  killBuild: t.field({
+    type: BuildRef,
+    description: 'Kills a queued or running build; a finished one is returned unchanged.',
+    args: { input: t.arg({ type: KillBuildInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'build' } },
+    resolve: async (_root, { input }, ctx) => {
+      const id = localId(input.buildId, 'Build');
+      const build = id ? await ctx.services.builds.kill(ctx.em, id) : null;
+      if (!build) throw new NotFoundError(`no build with id ${input.buildId}`);
+      return build;
+    },
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  buildLog: t.field({
+    type: LogChunkRef,
+    description:
+      'Replays the stored chunks after `after` (all of them when null), then streams live ones; never skips or repeats a line. Completes when the build is finished and its log is fully delivered.',
+    args: { buildId: t.arg.id({ required: true }), after: t.arg.string() },
+    subscribe: async function* (_root, args, ctx) {
+      const id = localId(args.buildId, 'Build');
+      const build = id ? await ctx.em.findOne(BuildSchema, { id }) : null;
+      if (!build) throw new NotFoundError(`no build with id ${args.buildId}`);
+      yield* streamLog({
+        orm: ctx.orm,
+        pubsub: ctx.pubsub,
+        builds: ctx.services.builds,
+        buildId: build.id,
+        after: decodeLogCursor(args.after),
+      });
+    },
+    resolve: (chunk: StoredChunk) => chunk,
+  }),
+  buildUpdated: t.field({
+    type: BuildRef,
+    description: "The build, on every change of its status or of one of its jobs' status.",
+    args: { buildId: t.arg.id({ required: true }) },
+    subscribe: async function* (_root, args, ctx) {
+      const id = localId(args.buildId, 'Build');
+      const build = id ? await ctx.em.findOne(BuildSchema, { id }) : null;
+      if (!build) throw new NotFoundError(`no build with id ${args.buildId}`);
+      for await (const event of ctx.pubsub.subscribe([`build:${build.id}`])) {
+        if (event.topic !== 'build') continue;
+        const u = event.update;
+        const date = (s: string | null) => (s ? new Date(s) : null);
+        const view: BuildView = {
+          ...build,
+          status: u.status,
+          attempt: u.attempt,
+          reason: u.reason,
+          startedAt: date(u.startedAt),
+          finishedAt: date(u.finishedAt),
+          jobStates: new Map(u.jobs.map((j) => [j.jobId, j])),
+        };
+        yield view;
+      }
+    },
+    resolve: (build: BuildView) => build,
+  }),
+}));

@@ -1,0 +1,316 @@
+/**
+ * Business rules of builds: submit (validate, number, write, enqueue), kill, and reading builds and
+ * their logs. Resolvers authorize and call these; expected outcomes are returned, not thrown.
+ */
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { Broker } from '../../../runner/contract/broker.ts';
+import type { BuildJob } from '../../../runner/contract/messages.ts';
+import { type BuildStatus, isFinalBuild } from '../../../runner/contract/status.ts';
+import { parseManifest } from '../../../runner/manifest/manifest.ts';
+import { planBuild } from '../../../runner/manifest/plan.ts';
+import type { ManifestProblem } from '../../../runner/manifest/types.ts';
+import { type OutboxMessage, OutboxMessageSchema } from '../../broker/outbox.entity.ts';
+import { announce } from '../../events/ingester.ts';
+import { type User, UserSchema } from '../users/users.entity.ts';
+import {
+  type Build,
+  BuildSchema,
+  BuildTagSchema,
+  type Job,
+  JobSchema,
+  type Stage,
+  StageSchema,
+  type TriggerKind,
+} from './builds.entity.ts';
+
+const TAG = /^[a-zA-Z0-9_./-]{1,128}$/;
+const MAX_TAGS = 32;
+const MAX_COMMENT = 4096;
+
+export interface SubmitInput {
+  manifest: string;
+  comment?: string | null;
+  tags?: string[] | null;
+  trigger?: { kind: TriggerKind; data?: Record<string, string> };
+}
+
+export type SubmitResult = { ok: true; build: Build } | { ok: false; problems: ManifestProblem[] };
+
+/** A page of a build's log: chunks after a cursor in (attempt, seq) order. */
+export interface StoredChunk {
+  buildId: string;
+  attempt: number;
+  seq: number;
+  jobId: string;
+  firstLine: number;
+  lines: string[];
+}
+
+export interface LogCursor {
+  attempt: number;
+  seq: number;
+}
+
+export const encodeLogCursor = (c: LogCursor): string =>
+  Buffer.from(`log:${c.attempt}:${c.seq}`).toString('base64url');
+
+export function decodeLogCursor(cursor: string | null | undefined): LogCursor | null {
+  if (!cursor) return null;
+  const m = /^log:(\d+):(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) return null;
+  return { attempt: Number(m[1]), seq: Number(m[2]) };
+}
+
+export interface BuildServiceDeps {
+  broker: Broker;
+  drivers: readonly string[];
+  logger: Logger;
+}
+
+export class BuildService {
+  constructor(private readonly deps: BuildServiceDeps) {}
+
+  async submit(em: EntityManager, owner: User, input: SubmitInput): Promise<SubmitResult> {
+    const parsed = parseManifest(input.manifest, { drivers: this.deps.drivers });
+    const problems: ManifestProblem[] = parsed.ok ? [] : [...parsed.problems];
+    const tags = [...new Set(input.tags ?? [])];
+    tags.forEach((tag, i) => {
+      if (!TAG.test(tag)) {
+        problems.push({
+          path: `tags[${i}]`,
+          line: null,
+          column: null,
+          message: 'a tag is 1 to 128 letters, digits, or - _ . /',
+        });
+      }
+    });
+    if (tags.length > MAX_TAGS) {
+      problems.push({ path: 'tags', line: null, column: null, message: `at most ${MAX_TAGS} tags` });
+    }
+    if ((input.comment?.length ?? 0) > MAX_COMMENT) {
+      problems.push({
+        path: 'comment',
+        line: null,
+        column: null,
+        message: `at most ${MAX_COMMENT} characters`,
+      });
+    }
+    if (!parsed.ok || problems.length > 0) return { ok: false, problems };
+    const manifest = parsed.manifest;
+    const plan = planBuild(manifest);
+
+    const outbox = await em.transactional(async (tx) => {
+      const numberScope = `user:${owner.id}`;
+      const [row] = await tx.execute<{ last_number: number }[]>(
+        `insert into build_counters (scope, last_number) values (?, 1)
+           on conflict (scope) do update set last_number = build_counters.last_number + 1
+           returning last_number`,
+        [numberScope],
+      );
+      const now = new Date();
+      const build = tx.create(BuildSchema, {
+        id: randomUUID(),
+        owner: tx.getReference(UserSchema, owner.id, { wrapped: true }),
+        numberScope,
+        number: row!.last_number,
+        status: 'QUEUED',
+        manifest: input.manifest,
+        comment: input.comment ?? null,
+        queue: manifest.queue,
+        driver: manifest.driver.type,
+        timeoutMs: manifest.timeoutMs,
+        attempt: 0,
+        runner: null,
+        lastSeq: null,
+        reason: null,
+        triggerKind: input.trigger?.kind ?? 'MANUAL',
+        triggerData: input.trigger?.data ?? {},
+        createdAt: now,
+        startedAt: null,
+        finishedAt: null,
+      });
+      for (const name of tags) tx.create(BuildTagSchema, { build, name });
+      const job: BuildJob = {
+        kind: 'build',
+        buildId: build.id,
+        number: build.number,
+        queue: manifest.queue,
+        driver: { ...manifest.driver.options, type: manifest.driver.type },
+        stages: [],
+        variables: manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
+        timeoutMs: manifest.timeoutMs,
+        submittedAt: now.toISOString(),
+      };
+      let position = 0;
+      plan.stages.forEach((planned, stageIndex) => {
+        const stage = tx.create(StageSchema, {
+          id: randomUUID(),
+          build,
+          position: stageIndex,
+          name: planned.name,
+          canFail: planned.canFail,
+        });
+        const jobs = planned.jobs.map((pj) =>
+          tx.create(JobSchema, {
+            id: randomUUID(),
+            build,
+            stage,
+            position: position++,
+            name: pj.name,
+            stageName: planned.name,
+            status: 'QUEUED',
+            attempt: 0,
+            exitCode: null,
+            commands: pj.commands,
+            artifacts: pj.artifacts,
+            startedAt: null,
+            finishedAt: null,
+          }),
+        );
+        job.stages.push({
+          name: planned.name,
+          canFail: planned.canFail,
+          jobs: jobs.map((j) => ({ id: j.id, name: j.name, commands: j.commands, artifacts: j.artifacts })),
+        });
+      });
+      const message = tx.create(OutboxMessageSchema, {
+        id: randomUUID(),
+        kind: 'build',
+        payload: job,
+        createdAt: now,
+        publishedAt: null,
+      });
+      return { build, message };
+    });
+    await this.publishOutbox(em, outbox.message);
+    return { ok: true, build: outbox.build };
+  }
+
+  /**
+   * Publishes an outbox row and marks it published. A failure is logged and left to the sweeper:
+   * the build is committed either way.
+   */
+  async publishOutbox(em: EntityManager, message: OutboxMessage): Promise<boolean> {
+    try {
+      await this.deps.broker.publishBuild(message.payload as BuildJob);
+      await em.execute('update outbox set published_at = now() where id = ? and published_at is null', [
+        message.id,
+      ]);
+      return true;
+    } catch (err) {
+      this.deps.logger.warn(
+        { err, outbox: message.id },
+        'publishing a build job failed; the sweeper will retry',
+      );
+      return false;
+    }
+  }
+
+  /**
+   * Kills a build: a queued one here and now, a running one through its runner. Killing a finished
+   * build changes nothing. Returns null when there is no such build.
+   */
+  async kill(em: EntityManager, buildId: string): Promise<Build | null> {
+    const build = await em.findOne(BuildSchema, { id: buildId });
+    if (!build) return null;
+    if (isFinalBuild(build.status)) return build;
+    const conn = em;
+    const killedQueued = await conn.execute<{ id: string }[]>(
+      `update builds set status = 'KILLED', finished_at = now(), last_seq = 0, reason = 'killed before a runner took it'
+       where id = ? and status = 'QUEUED' and attempt = 0 returning id`,
+      [buildId],
+    );
+    if (killedQueued.length > 0) {
+      await conn.execute(
+        `update jobs set status = 'KILLED', finished_at = now() where build_id = ? and status = 'QUEUED'`,
+        [buildId],
+      );
+      await announce(this.deps.broker, em, [buildId]);
+    }
+    // Also when it was queued: a runner may have taken it a moment ago. The ingester kills any build
+    // that starts after it was killed, so this is only the fast path.
+    await this.deps.broker.publishControl({ type: 'kill', buildId });
+    await em.refresh(build);
+    return build;
+  }
+
+  async list(
+    em: EntityManager,
+    opts: {
+      limit: number;
+      after: { createdAt: Date; id: string } | null;
+      status?: BuildStatus | null;
+      tag?: string | null;
+    },
+  ): Promise<Build[]> {
+    const where: Record<string, unknown> = {};
+    if (opts.status) where.status = opts.status;
+    if (opts.after) {
+      where.$or = [
+        { createdAt: { $lt: opts.after.createdAt } },
+        { createdAt: opts.after.createdAt, id: { $lt: opts.after.id } },
+      ];
+    }
+    if (opts.tag) {
+      const tagged = await em.find(BuildTagSchema, { name: opts.tag }, { fields: ['build'] });
+      where.id = { $in: tagged.map((t) => t.build.id) };
+    }
+    return em.find(BuildSchema, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: opts.limit });
+  }
+
+  async logAfter(
+    em: EntityManager,
+    buildId: string,
+    after: LogCursor | null,
+    limit: number,
+  ): Promise<StoredChunk[]> {
+    const rows = await em.execute<
+      { attempt: number; seq: number; job_id: string; first_line: number; content: string }[]
+    >(
+      `select attempt, seq, job_id, first_line, content from log_chunks
+       where build_id = ? and (attempt, seq) > (?, ?) order by attempt, seq limit ?`,
+      [buildId, after?.attempt ?? 0, after?.seq ?? 0, limit],
+    );
+    return rows.map((r) => ({
+      buildId,
+      attempt: r.attempt,
+      seq: r.seq,
+      jobId: r.job_id,
+      firstLine: r.first_line,
+      lines: r.content.split('\n'),
+    }));
+  }
+
+  stagesOf(em: EntityManager, buildIds: readonly string[]): Promise<Stage[]> {
+    return em.find(
+      StageSchema,
+      { build: { $in: [...buildIds] } },
+      { orderBy: { position: 'asc' }, disableIdentityMap: true },
+    );
+  }
+
+  jobsOfStages(em: EntityManager, stageIds: readonly string[]): Promise<Job[]> {
+    return em.find(
+      JobSchema,
+      { stage: { $in: [...stageIds] } },
+      { orderBy: { position: 'asc' }, disableIdentityMap: true },
+    );
+  }
+
+  async tagsOf(em: EntityManager, buildIds: readonly string[]): Promise<Map<string, string[]>> {
+    const rows = await em.find(
+      BuildTagSchema,
+      { build: { $in: [...buildIds] } },
+      { orderBy: { name: 'asc' } },
+    );
+    const byBuild = new Map<string, string[]>();
+    for (const row of rows) {
+      const list = byBuild.get(row.build.id) ?? [];
+      list.push(row.name);
+      byBuild.set(row.build.id, list);
+    }
+    return byBuild;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The `buildLog` subscription: the stored chunks after a cursor, then the live ones, in (attempt, seq)
+ * order without a gap or a repeat, on any replica; it ends once the build is finished and every chunk
+ * up to its last one has been delivered.
+ *
+ * It subscribes to the pubsub first and only then reads the database, so a chunk published in
+ * between is both buffered and read, and dropped the second time by the cursor. A live chunk that is
+ * not the next one (it arrived before an earlier one was stored) sends it back to the database; if the
+ * database does not have the missing chunk yet, it looks again shortly: the ingester stores it soon.
+ */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
+import { isFinalBuild } from '../../../runner/contract/status.ts';
+import type { PubSub, PubSubEvent } from '../../events/pubsub.ts';
+import { BuildSchema } from './builds.entity.ts';
+import type { BuildService, LogCursor, StoredChunk } from './builds.service.ts';
+
+const PAGE = 500;
+/** How long to wait for a missing chunk to be stored before reading the database again. */
+const GAP_RETRY_MS = 100;
+/** Reads the build again this often even when nothing is published, in case a notification was lost. */
+const IDLE_CHECK_MS = 2_000;
+/**
+ * A chunk published just before the subscription began, and stored just after its first read, is in
+ * neither: read again a few times right after starting, by when the ingester has stored it.
+ */
+const EARLY_CHECKS = 3;
+
+const after = (c: { attempt: number; seq: number }, cursor: LogCursor) =>
+  c.attempt > cursor.attempt || (c.attempt === cursor.attempt && c.seq > cursor.seq);
+
+const isNext = (c: { attempt: number; seq: number }, cursor: LogCursor) =>
+  (c.attempt === cursor.attempt && c.seq === cursor.seq + 1) || (c.attempt > cursor.attempt && c.seq === 1);
+
+function sleep(ms: number): Promise<'timeout'> {
+  return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
+}
+
+export async function* streamLog(opts: {
+  orm: MikroORM;
+  pubsub: PubSub;
+  builds: BuildService;
+  buildId: string;
+  after: LogCursor | null;
+  signal?: AbortSignal;
+}): AsyncGenerator<StoredChunk> {
+  const { orm, pubsub, builds, buildId } = opts;
+  const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal);
+  let cursor: LogCursor = opts.after ?? { attempt: 0, seq: 0 };
+  let pending: Promise<IteratorResult<PubSubEvent>> | null = null;
+  try {
+    let needDb = true;
+    /** A chunk known to exist after the cursor that the database did not have yet. */
+    let missing: LogCursor | null = null;
+    let early = EARLY_CHECKS;
+    for (;;) {
+      if (needDb) {
+        needDb = false;
+        // Catch up from storage, a page at a time.
+        for (;;) {
+          const page = await builds.logAfter(orm.em.fork(), buildId, cursor, PAGE);
+          for (const chunk of page) {
+            yield chunk;
+            cursor = chunk;
+          }
+          if (page.length < PAGE) break;
+        }
+        const build = await orm.em
+          .fork()
+          .findOne(BuildSchema, { id: buildId }, { fields: ['status', 'attempt', 'lastSeq'] });
+        if (!build) return;
+        if (isFinalBuild(build.status) && build.lastSeq !== null) {
+          const last = { attempt: build.attempt, seq: build.lastSeq };
+          // Done when the cursor reached the last chunk, or the last attempt wrote nothing.
+          if (build.lastSeq === 0 || !after(last, cursor)) return;
+          missing = last;
+        }
+      }
+      if (missing && !after(missing, cursor)) missing = null;
+      pending ??= live.next();
+      const result: IteratorResult<PubSubEvent> | 'timeout' = await Promise.race([
+        pending,
+        sleep(missing || early > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS),
+      ]);
+      if (result === 'timeout') {
+        early--;
+        needDb = true;
+        continue;
+      }
+      pending = null;
+      if (result.done) return;
+      const event: PubSubEvent = result.value;
+      if (event.topic === 'build') {
+        needDb = true;
+        continue;
+      }
+      const chunk: LogChunkEvent = event.chunk;
+      if (!after(chunk, cursor)) continue;
+      if (!isNext(chunk, cursor)) {
+        missing = chunk;
+        needDb = true;
+        continue;
+      }
+      const stored: StoredChunk = {
+        buildId,
+        attempt: chunk.attempt,
+        seq: chunk.seq,
+        jobId: chunk.jobId,
+        firstLine: chunk.firstLine,
+        lines: chunk.lines,
+      };
+      yield stored;
+      cursor = stored;
+    }
+  } finally {
+    await live.return?.();
+  }
+}

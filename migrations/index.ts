@@ -1,0 +1,9 @@
+/**
+ * Every migration, in order. Listed statically (rather than discovered on disk) so they load the
+ * same way under tsx, vitest and any bundler. `npm run migration:create` appends to this list.
+ */
+import { Migration20261121203133_initial } from './Migration20261121203133_initial.ts';
+
+export const migrationsList = [
+  { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
+];

@@ -1,0 +1,138 @@
+/**
+ * A real `serve` app for a test file: its own database cloned from the template, its own broker
+ * (in-process, or RabbitMQ under a unique prefix), an admin with a known token, and helpers to talk
+ * GraphQL over HTTP (through yoga's fetch, no socket) or graphql-ws (through a started server).
+ */
+import { randomBytes } from 'node:crypto';
+import { type Client, createClient } from 'graphql-ws';
+import pino from 'pino';
+import WebSocket from 'ws';
+import { openDatabase } from '../../api/db/orm.ts';
+import { bootstrapAdmin } from '../../api/modules/tokens/tokens.service.ts';
+import { type App, buildApp } from '../../api/server.ts';
+import type { Broker } from '../../runner/contract/broker.ts';
+import { createBroker } from '../../runner/contract/create-broker.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+import { AMQP_URL } from './services.ts';
+
+export const quietLogger = () => pino({ level: process.env.KILN_TEST_LOG ?? 'silent' });
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+export interface TestApp {
+  app: App;
+  broker: Broker;
+  db: TestDatabase;
+  token: string;
+  prefix: string;
+  /** The orm of this app's database, for assertions on stored rows. */
+  orm: Awaited<ReturnType<typeof openDatabase>>['orm'];
+  gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string | null,
+  ): Promise<GraphQLResponse<T>>;
+  /** Starts the HTTP/WebSocket server (once) and returns its base URL. */
+  listen(): Promise<string>;
+  ws(token?: string | null): Client;
+  stop(): Promise<void>;
+}
+
+export async function startTestApp(
+  opts: { broker?: 'memory' | 'amqp'; prefix?: string; db?: TestDatabase } = {},
+): Promise<TestApp> {
+  const db = opts.db ?? (await createTestDatabase());
+  const database = await openDatabase({ url: db.url, dataDir: '', poolMax: 5 });
+  const token = `kiln_test_${randomBytes(12).toString('hex')}`;
+  await bootstrapAdmin(database.orm.em.fork(), token);
+  const prefix = opts.prefix ?? `test-${randomBytes(4).toString('hex')}`;
+  const logger = quietLogger();
+  const broker = createBroker({
+    url: opts.broker === 'amqp' ? AMQP_URL : '',
+    prefix,
+    deliveryLimit: 3,
+    logger,
+  });
+  await broker.start();
+  const app = await buildApp({ database, broker, logger, drivers: ['os', 'docker', 'qemu'] });
+  let url: string | null = null;
+  const clients: Client[] = [];
+  return {
+    app,
+    broker,
+    db,
+    token,
+    prefix,
+    orm: database.orm,
+    async gql(query, variables, useToken = token) {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (useToken) headers.authorization = `Bearer ${useToken}`;
+      const response = await app.fetch(
+        new Request('http://kiln.test/graphql', {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ query, variables }),
+        }),
+      );
+      return (await response.json()) as GraphQLResponse<never>;
+    },
+    async listen() {
+      url ??= (await app.start(0)).url;
+      return url;
+    },
+    ws(useToken = token) {
+      if (!url) throw new Error('call listen() first');
+      const client = createClient({
+        url: `${url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: useToken ? { authorization: `Bearer ${useToken}` } : {},
+        retryAttempts: 0,
+      });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      for (const c of clients) await c.dispose();
+      await app.stop();
+      await broker.close();
+      await database.close();
+      if (!opts.db) await db.drop();
+    },
+  };
+}
+
+/** Collects a subscription's results until it completes (or `until` says stop). */
+export function collect<T>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  until?: (items: T[]) => boolean,
+): { items: T[]; errors: unknown[]; done: Promise<void>; stop(): void } {
+  const items: T[] = [];
+  const errors: unknown[] = [];
+  let stop = () => {};
+  const done = new Promise<void>((resolve) => {
+    stop = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => {
+          if (value.errors) errors.push(...value.errors);
+          if (value.data) items.push(value.data as T);
+          if (until?.(items)) {
+            stop();
+            resolve();
+          }
+        },
+        error: (err) => {
+          errors.push(err);
+          resolve();
+        },
+        complete: () => resolve(),
+      },
+    );
+  });
+  return { items, errors, done, stop: () => stop() };
+}
