@@ -37,6 +37,13 @@ export interface App {
   fetch: (request: Request) => Promise<Response> | Response;
   services: Context['services'];
   pubsub: PubSub;
+  /** The periodic jobs, run now (tests, operators); they also run on their timers once started. */
+  maintenance: {
+    /** Republishes build jobs whose outbox rows stayed unpublished; returns how many. */
+    sweepOutbox(): Promise<number>;
+    /** Times out builds of runners that went silent; returns their ids. */
+    checkLostRunners(): Promise<string[]>;
+  };
 }
 
 function unauthenticated(): GraphQLError {
@@ -77,8 +84,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   const consumers: Consumer[] = [];
-  let sweeper: ReturnType<typeof startOutboxSweeper> | null = null;
-  let watchdog: ReturnType<typeof startWatchdog> | null = null;
+  const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
+  const watchdog = startWatchdog({ orm, broker, logger });
   let server: Server | null = null;
   let wss: WebSocketServer | null = null;
 
@@ -107,10 +114,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     fetch: (request) => yoga.fetch(request),
     services,
     pubsub,
+    maintenance: { sweepOutbox: () => sweeper.sweep(), checkLostRunners: () => watchdog.check() },
     async start(port, host = '127.0.0.1') {
       consumers.push(...(await startIngester({ orm, broker, pubsub, logger })));
-      sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
-      watchdog = startWatchdog({ orm, broker, logger });
+      sweeper.start();
+      watchdog.start();
       server = createServer((req, res) => {
         handleHttp(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
@@ -161,8 +169,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return { url: `http://${host}:${actual}`, port: actual };
     },
     async stop() {
-      sweeper?.stop();
-      watchdog?.stop();
+      sweeper.stop();
+      watchdog.stop();
       for (const c of consumers.splice(0)) await c.cancel().catch(() => {});
       if (wss) {
         for (const client of wss.clients) client.close(1001, 'server shutting down');

@@ -210,6 +210,63 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     expect(seen.at(-1)).toBe('PASSED:PASSED,PASSED');
   });
 
+  it('fails a build whose job is dead-lettered, with the reason, and closes its log', async () => {
+    const ids = await submit();
+    const consumer = await t.broker.consumeBuilds(['default'], 1, async (delivery) => {
+      if (delivery.job.buildId === ids.buildId) await delivery.reject();
+      else await delivery.requeue();
+    });
+    try {
+      const build = await waitForStatus(ids, 'FAILED');
+      expect(build.reason).toMatch(/refused by a runner \(rejected\)/);
+      expect(build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['SKIPPED', 'SKIPPED']);
+      const log = collect<LogItem>(t.ws(), LOG, { id: ids.globalId });
+      await log.done;
+      expect(log.items).toEqual([]);
+    } finally {
+      await consumer.cancel();
+    }
+  });
+
+  it('republishes a build job whose outbox row was never published', async () => {
+    const ids = await submit();
+    // As if the process died between commit and publish.
+    await t.orm.em
+      .fork()
+      .execute(
+        `update outbox set published_at = null, created_at = now() - interval '1 minute' where payload->>'buildId' = ?`,
+        [ids.buildId],
+      );
+    const seen: string[] = [];
+    const consumer = await t.broker.consumeBuilds(['default'], 10, async (delivery) => {
+      seen.push(delivery.job.buildId);
+      await delivery.ack();
+    });
+    try {
+      expect(await t.app.maintenance.sweepOutbox()).toBe(1);
+      for (let i = 0; i < 100 && !seen.includes(ids.buildId); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(seen.filter((id) => id === ids.buildId).length).toBeGreaterThanOrEqual(1);
+      expect(await t.app.maintenance.sweepOutbox()).toBe(0);
+    } finally {
+      await consumer.cancel();
+    }
+  });
+
+  it('times out a running build whose runner went silent past its timeout', async () => {
+    const ids = await submit();
+    await t.broker.publishEvents(passingRun(ids).slice(0, 2)); // started on runner r1, never heard of again
+    await waitForStatus(ids, 'RUNNING');
+    expect(await t.app.maintenance.checkLostRunners()).toEqual([]);
+    await t.orm.em
+      .fork()
+      .execute(`update builds set started_at = now() - interval '2 hours' where id = ?`, [ids.buildId]);
+    expect(await t.app.maintenance.checkLostRunners()).toEqual([ids.buildId]);
+    const build = await waitForStatus(ids, 'TIMED_OUT');
+    expect(build.reason).toMatch(/runner r1 stopped sending heartbeats/);
+    expect(build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['TIMED_OUT', 'SKIPPED']);
+  });
+
   it('refuses subscriptions without a token', async () => {
     const sub = collect(t.ws(null), LOG, { id: 'QnVpbGQ6eA' });
     await sub.done;

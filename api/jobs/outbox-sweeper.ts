@@ -15,7 +15,7 @@ export function startOutboxSweeper(deps: {
   intervalMs?: number;
   /** Rows younger than this are still being published by the request that wrote them. */
   graceMs?: number;
-}): { stop(): void; sweep(): Promise<number> } {
+}): { start(): void; stop(): void; sweep(): Promise<number> } {
   const grace = deps.graceMs ?? 5_000;
   async function sweep(): Promise<number> {
     const em = deps.orm.em.fork();
@@ -41,9 +41,18 @@ export function startOutboxSweeper(deps: {
       return published;
     });
   }
-  const timer = setInterval(() => {
-    sweep().catch((err) => deps.logger.error({ err }, 'outbox sweep failed'));
-  }, deps.intervalMs ?? 5_000);
-  timer.unref();
-  return { stop: () => clearInterval(timer), sweep };
+  let timer: NodeJS.Timeout | null = null;
+  return {
+    start() {
+      timer ??= setInterval(() => {
+        sweep().catch((err) => deps.logger.error({ err }, 'outbox sweep failed'));
+      }, deps.intervalMs ?? 5_000);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+    sweep,
+  };
 }

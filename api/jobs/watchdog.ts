@@ -14,7 +14,7 @@ export function startWatchdog(deps: {
   logger: Logger;
   intervalMs?: number;
   silenceMs?: number;
-}): { stop(): void; check(): Promise<string[]> } {
+}): { start(): void; stop(): void; check(): Promise<string[]> } {
   const silence = deps.silenceMs ?? 30_000;
   async function check(): Promise<string[]> {
     const em = deps.orm.em.fork();
@@ -36,9 +36,18 @@ export function startWatchdog(deps: {
     }
     return ended;
   }
-  const timer = setInterval(() => {
-    check().catch((err) => deps.logger.error({ err }, 'watchdog check failed'));
-  }, deps.intervalMs ?? 10_000);
-  timer.unref();
-  return { stop: () => clearInterval(timer), check };
+  let timer: NodeJS.Timeout | null = null;
+  return {
+    start() {
+      timer ??= setInterval(() => {
+        check().catch((err) => deps.logger.error({ err }, 'watchdog check failed'));
+      }, deps.intervalMs ?? 10_000);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+    check,
+  };
 }
