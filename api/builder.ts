@@ -3,10 +3,14 @@
  * and are gathered by schema.ts.
  */
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError, Kind } from 'graphql';
+import { forbidden, unauthenticated } from './auth/principal.ts';
+import { hasScope, type Scope } from './auth/scopes.ts';
 import type { Context } from './context.ts';
 
 const pascal = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -19,13 +23,42 @@ export const builder = new SchemaBuilder<{
   };
   DefaultFieldNullability: false;
   DefaultInputFieldRequiredness: false;
+  AuthScopes: {
+    /** Anyone, with or without a token. */
+    public: boolean;
+    /** A signed-in user (session or personal token). */
+    signedIn: boolean;
+    /** The token holds this scope (sessions hold all; anonymous callers hold every `*:read`). */
+    scope: Scope;
+    admin: boolean;
+  };
 }>({
-  plugins: [ErrorsPlugin, RelayPlugin, DataloaderPlugin],
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, RelayPlugin, DataloaderPlugin, ComplexityPlugin],
   defaultFieldNullability: false,
+  scopeAuth: {
+    // Subscriptions are authorized once, when they start; objects check their own visibility once each.
+    authorizeOnSubscribe: true,
+    runScopesOnType: true,
+    authScopes: (ctx) => ({
+      public: true,
+      signedIn: ctx.auth.viewer !== null,
+      scope: (scope: Scope) => hasScope(ctx.auth.scopes, scope),
+      admin: ctx.auth.viewer?.isAdmin === true,
+    }),
+    unauthorizedError: (_parent, ctx, _info, result) =>
+      ctx.auth.viewer ? forbidden(result.message) : unauthenticated(`sign in first: ${result.message}`),
+  },
+  complexity: {
+    defaultComplexity: 1,
+    defaultListMultiplier: 10,
+    limit: { complexity: 5000, depth: 12, breadth: 200 },
+  },
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
     nodesQueryOptions: false,
+    // Each node type checks its own visibility.
+    nodeQueryOptions: { authScopes: { public: true } },
   },
   errors: {
     defaultResultOptions: { name: ({ fieldName }) => `${pascal(fieldName)}Success` },
@@ -70,4 +103,22 @@ builder.objectType(NotFoundError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof NotFoundError,
   fields: () => ({}),
+});
+
+/** An input value was refused; `path` names it (e.g. `password`), as manifest problems do. */
+export class InputError extends Error {
+  override name = 'InputError';
+  constructor(
+    message: string,
+    readonly path: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+builder.objectType(InputError, {
+  name: 'InputError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof InputError,
+  fields: (t) => ({ path: t.exposeString('path', { nullable: true }) }),
 });

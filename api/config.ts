@@ -27,6 +27,10 @@ const ApiConfigSchema = z.object({
   KILN_DRIVERS: csv.default(['os']),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KILN_DELIVERY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
+  KILN_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  KILN_SIGNUP: z.enum(['true', 'false']).default('true'),
+  KILN_RATE_LIMIT: z.coerce.number().int().min(0).default(1200),
+  KILN_SESSION_TTL_HOURS: z.coerce.number().positive().default(168),
 });
 
 export interface ApiConfig {
@@ -41,6 +45,12 @@ export interface ApiConfig {
   drivers: string[];
   logLevel: string;
   deliveryLimit: number;
+  /** Encrypts secrets at rest; empty: a key file generated in dataDir. */
+  secretKey: string | undefined;
+  signup: boolean;
+  /** Requests per minute per token (or anonymous address); 0: unlimited. */
+  rateLimit: number;
+  sessionTtlMs: number;
 }
 
 export type ConfigResult = { ok: true; config: ApiConfig } | { ok: false; problems: string[] };
@@ -72,6 +82,10 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       drivers: e.KILN_DRIVERS,
       logLevel: e.KILN_LOG_LEVEL,
       deliveryLimit: e.KILN_DELIVERY_LIMIT,
+      secretKey: e.KILN_SECRET_KEY,
+      signup: e.KILN_SIGNUP === 'true',
+      rateLimit: e.KILN_RATE_LIMIT,
+      sessionTtlMs: Math.round(e.KILN_SESSION_TTL_HOURS * 3_600_000),
     },
   };
 }

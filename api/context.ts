@@ -1,22 +1,34 @@
 /**
- * What every resolver gets: a fresh EntityManager fork per operation, the viewer (null when the
- * request carried no valid token), and the process's services.
+ * What every resolver gets: a fresh EntityManager fork per operation, who is asking (`auth`, with
+ * `access` to check what they may see), and the process's services.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { Access } from './auth/access.ts';
+import type { Auth } from './auth/principal.ts';
+import type { SecretBox } from './auth/secret-box.ts';
 import type { PubSub } from './events/pubsub.ts';
 import type { BuildService } from './modules/builds/builds.service.ts';
-import type { User } from './modules/users/users.entity.ts';
+import type { NamespaceService } from './modules/namespaces/namespaces.service.ts';
+import type { UserService } from './modules/users/users.service.ts';
 
 export interface Services {
   builds: BuildService;
+  namespaces: NamespaceService;
+  users: UserService;
 }
 
 export interface Context {
   em: EntityManager;
   orm: MikroORM;
-  viewer: User | null;
+  auth: Auth;
+  access: Access;
+  secrets: SecretBox;
   pubsub: PubSub;
   services: Services;
   logger: Logger;
+  /** Set-Cookie header values to send with the HTTP response (logIn, logOut). */
+  setCookies: string[];
+  /** The request's URL is https (cookies get `Secure`). */
+  secure: boolean;
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Broker } from '../runner/contract/broker.ts';
 import { createBroker } from '../runner/contract/create-broker.ts';
+import { loadSecretBox } from './auth/secret-box.ts';
 import type { ApiConfig } from './config.ts';
 import { type Database, openDatabase } from './db/orm.ts';
 import { bootstrapAdmin } from './modules/tokens/tokens.service.ts';
@@ -43,7 +44,17 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     logger,
   });
   await broker.start();
-  const app = await buildApp({ database, broker, logger, drivers: config.drivers });
+  const secrets = await loadSecretBox({ secretKey: config.secretKey, dataDir: config.dataDir });
+  const app = await buildApp({
+    database,
+    broker,
+    logger,
+    secrets,
+    drivers: config.drivers,
+    signup: config.signup,
+    rateLimit: config.rateLimit,
+    sessionTtlMs: config.sessionTtlMs,
+  });
   const { url } = await app.start(config.port, config.host);
   logger.info(
     { url, embeddedDatabase: database.embedded, inProcessBroker: !config.amqpUrl },

@@ -7,10 +7,14 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { createGraphQLError, createYoga, type YogaLogger } from 'graphql-yoga';
+import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Broker, Consumer } from '../runner/contract/broker.ts';
+import { Access } from './auth/access.ts';
+import { authenticate, type Credentials, CSRF_HEADER } from './auth/principal.ts';
+import { createRateLimiter } from './auth/rate-limit.ts';
+import type { SecretBox } from './auth/secret-box.ts';
 import type { Context } from './context.ts';
 import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
@@ -18,16 +22,23 @@ import { PubSub } from './events/pubsub.ts';
 import { startOutboxSweeper } from './jobs/outbox-sweeper.ts';
 import { startWatchdog } from './jobs/watchdog.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
-import { authenticate } from './modules/tokens/tokens.service.ts';
+import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
+import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
-import { consoleIndex } from './web-console.ts';
+import { serveConsole } from './web-console.ts';
 
 export interface AppDeps {
   database: Database;
   broker: Broker;
   logger: Logger;
+  secrets: SecretBox;
   /** Driver types builds may ask for (KILN_DRIVERS). */
   drivers: readonly string[];
+  /** Whether anyone may sign up (KILN_SIGNUP); the first user may always. */
+  signup?: boolean;
+  /** Requests a token (or an anonymous address) may make per minute; 0: no limit. */
+  rateLimit?: number;
+  sessionTtlMs?: number;
 }
 
 export interface App {
@@ -46,12 +57,6 @@ export interface App {
   };
 }
 
-function unauthenticated(): GraphQLError {
-  return createGraphQLError('a valid token is required: send `Authorization: Bearer <token>`', {
-    extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
-  });
-}
-
 function yogaLogger(logger: Logger): YogaLogger {
   return {
     debug: (...args) => logger.debug({ args }, 'graphql'),
@@ -66,13 +71,24 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const { database, broker, logger } = deps;
   const orm = database.orm;
   const pubsub = new PubSub();
-  const services = { builds: new BuildService({ broker, drivers: deps.drivers, logger }) };
+  const namespaces = new NamespaceService();
+  const services = {
+    builds: new BuildService({ broker, drivers: deps.drivers, logger, secrets: deps.secrets, namespaces }),
+    namespaces,
+    users: new UserService({
+      signup: deps.signup ?? true,
+      sessionTtlMs: deps.sessionTtlMs ?? SESSION_TTL_MS,
+    }),
+  };
+  const limiter = createRateLimiter(deps.rateLimit ?? 0);
+  const cookiesOf = new WeakMap<Request, string[]>();
 
-  async function contextFor(authorization: string | null | undefined): Promise<Context> {
+  async function contextFor(credentials: Credentials, clientKey: string, secure: boolean): Promise<Context> {
     const em = orm.em.fork();
-    const viewer = await authenticate(em, authorization);
-    if (!viewer) throw unauthenticated();
-    return { em, orm, viewer, pubsub, services, logger };
+    const auth = await authenticate(em, credentials);
+    limiter.take(auth.tokenId ?? `anonymous:${clientKey}`);
+    const access = new Access(em, auth);
+    return { em, orm, auth, access, secrets: deps.secrets, pubsub, services, logger, setCookies: [], secure };
   }
 
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
@@ -80,7 +96,27 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     graphqlEndpoint: '/graphql',
     logging: yogaLogger(logger),
     landingPage: false,
-    context: ({ request }) => contextFor(request.headers.get('authorization')),
+    plugins: [
+      {
+        // Cookies set by resolvers (logIn, logOut) go out with the response.
+        onResponse: ({ request, response }) => {
+          for (const cookie of cookiesOf.get(request) ?? []) response.headers.append('set-cookie', cookie);
+        },
+      },
+    ],
+    context: async ({ request, req }) => {
+      const ctx = await contextFor(
+        {
+          authorization: request.headers.get('authorization'),
+          cookie: request.headers.get('cookie'),
+          http: { method: request.method, csrf: request.headers.get(CSRF_HEADER) },
+        },
+        req?.socket.remoteAddress ?? 'local',
+        new URL(request.url).protocol === 'https:',
+      );
+      cookiesOf.set(request, ctx.setCookies);
+      return ctx;
+    },
   });
 
   const consumers: Consumer[] = [];
@@ -103,8 +139,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         .end(JSON.stringify({ database: db, broker: mq }));
       return;
     }
-    if (url.pathname === '/' || url.pathname === '/index.html') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(consoleIndex());
+    if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname !== '/graphql') {
+      serveConsole(req, res, url.pathname);
       return;
     }
     return yoga.handle(req, res);
@@ -134,10 +170,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
             (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
           onSubscribe: async (ctx, _id, payload) => {
             const enveloped = yoga.getEnveloped({ req: ctx.extra.request, params: payload });
+            const request = ctx.extra.request;
             const auth = ctx.connectionParams?.authorization;
+            const origin = request.headers.origin;
             let contextValue: Context;
             try {
-              contextValue = await contextFor(typeof auth === 'string' ? auth : null);
+              contextValue = await contextFor(
+                {
+                  authorization: typeof auth === 'string' ? auth : null,
+                  cookie: request.headers.cookie,
+                  http: null,
+                  sameOrigin: !origin || new URL(origin).host === request.headers.host,
+                },
+                request.socket.remoteAddress ?? 'local',
+                false,
+              );
             } catch (err) {
               return [err as GraphQLError];
             }

@@ -53,6 +53,9 @@ async function start(withRunner: boolean): Promise<number> {
       drivers: createDrivers(rc.drivers, {
         baseEnv: rc.baseEnv,
         workspaceDir: rc.workspaceDir,
+        runnerName: rc.name,
+        docker: rc.docker,
+        onNotice: (driver, message) => runnerLogger.info({ driver }, message),
         onUnavailable: (driver, reason) => runnerLogger.warn({ driver }, `driver not available: ${reason}`),
       }),
       logger: runnerLogger,

@@ -3,7 +3,9 @@
  * same way under tsx, vitest and any bundler. `npm run migration:create` appends to this list.
  */
 import { Migration20261121203133_initial } from './Migration20261121203133_initial.ts';
+import { Migration20261121205310_accounts } from './Migration20261121205310_accounts.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
+  { name: 'Migration20261121205310_accounts', class: Migration20261121205310_accounts },
 ];

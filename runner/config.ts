@@ -13,12 +13,19 @@
  * | KILN_DELIVERY_LIMIT | 5 | deliveries of a build before it is dead-lettered; the same on every process |
  * | KILN_LOG_LEVEL | `info` | pino level |
  * | KILN_WORKSPACE_DIR | the system's temporary directory | where the os driver makes workspaces |
+ * | KILN_DOCKER_HOST | DOCKER_HOST, else `unix:///var/run/docker.sock` | the docker driver's engine: `unix:///path`, `/path` or `tcp://host:port` |
+ * | KILN_DOCKER_MEMORY | `2g` | memory limit of each job container (`b`, `k`, `m`, `g` suffixes; 0: none) |
+ * | KILN_DOCKER_CPUS | available parallelism | CPUs each job container may use, e.g. `1.5` (0: no limit) |
+ * | KILN_DOCKER_PIDS | 1024 | processes each job container may have (0: no limit) |
+ * | KILN_DOCKER_PULL_SECONDS | 240 | how long pulling a missing image may take before the build fails |
  *
- * Jobs of the os driver inherit only PATH, HOME and LANG from the runner's environment (`baseEnv`).
+ * Jobs of the os driver inherit only PATH and LANG from the runner's environment (`baseEnv`); each build
+ * gets its own HOME next to its workspace.
  */
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import type { DockerSettings } from './drivers/docker/docker-driver.ts';
 import { DRIVER_TYPES } from './manifest/types.ts';
 
 export interface RunnerConfig {
@@ -35,6 +42,8 @@ export interface RunnerConfig {
   workspaceDir: string;
   /** The variables os-driver jobs inherit from the runner. */
   baseEnv: Record<string, string>;
+  /** The docker driver's engine and the resource limits of its job containers. */
+  docker: DockerSettings;
 }
 
 export type RunnerConfigResult = { ok: true; config: RunnerConfig } | { ok: false; problems: string[] };
@@ -62,7 +71,41 @@ const list = (name: string, fallback: string) =>
 const positiveInt = (fallback: number) =>
   z.preprocess(blankToUndefined, z.coerce.number().int().positive().default(fallback));
 
-const schema = z.object({
+const DOCKER_HOST = /^(unix:\/\/\/|\/|tcp:\/\/[^/]+:\d+\/?$)/;
+const SIZE = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i;
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+const dockerSchema = z.object({
+  KILN_DOCKER_HOST: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .regex(DOCKER_HOST, 'must be unix:///path/to/docker.sock, /path/to/docker.sock or tcp://host:port')
+      .optional(),
+  ),
+  DOCKER_HOST: z.preprocess(blankToUndefined, z.string().optional()),
+  KILN_DOCKER_MEMORY: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .default('2g')
+      .transform((text, ctx) => {
+        const match = SIZE.exec(text);
+        if (!match) {
+          ctx.addIssue({ code: 'custom', message: 'must be a size like 512m or 2g (0: no limit)' });
+          return z.NEVER;
+        }
+        return Math.round(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!);
+      })
+      // Docker refuses limits under 6 MiB; a smaller value is a typo (a missing unit).
+      .refine((bytes) => bytes === 0 || bytes >= 6 * 1024 ** 2, 'must be 0 or at least 6m'),
+  ),
+  KILN_DOCKER_CPUS: z.preprocess(blankToUndefined, z.coerce.number().min(0).default(availableParallelism())),
+  KILN_DOCKER_PIDS: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).default(1024)),
+  KILN_DOCKER_PULL_SECONDS: z.preprocess(blankToUndefined, z.coerce.number().positive().default(240)),
+});
+
+const schema = dockerSchema.extend({
   KILN_AMQP_URL: z.preprocess(
     blankToUndefined,
     z
@@ -102,6 +145,33 @@ export function runnerBaseEnv(env: NodeJS.ProcessEnv = process.env): Record<stri
     PATH: env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: env.HOME || tmpdir(),
     LANG: env.LANG || 'C.UTF-8',
+  };
+}
+
+function dockerSettings(data: z.infer<typeof dockerSchema>): DockerSettings {
+  // DOCKER_HOST is the Docker CLI's own variable: honour it unless kiln's is set, but only in a form
+  // the driver understands (ssh:// and friends are not).
+  const fromCli = data.DOCKER_HOST && DOCKER_HOST.test(data.DOCKER_HOST) ? data.DOCKER_HOST : undefined;
+  return {
+    host: data.KILN_DOCKER_HOST ?? fromCli ?? 'unix:///var/run/docker.sock',
+    memoryBytes: data.KILN_DOCKER_MEMORY,
+    nanoCpus: Math.round(data.KILN_DOCKER_CPUS * 1e9),
+    pidsLimit: data.KILN_DOCKER_PIDS,
+    pullTimeoutMs: Math.round(data.KILN_DOCKER_PULL_SECONDS * 1000),
+  };
+}
+
+/** The docker driver's settings alone, for the offline runner. */
+export function dockerSettingsFrom(
+  env: NodeJS.ProcessEnv = process.env,
+): { ok: true; settings: DockerSettings } | { ok: false; problems: string[] } {
+  const parsed = dockerSchema.safeParse(env);
+  if (parsed.success) return { ok: true, settings: dockerSettings(parsed.data) };
+  return {
+    ok: false,
+    problems: parsed.error.issues.map(
+      (issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`,
+    ),
   };
 }
 
@@ -152,6 +222,7 @@ export function loadRunnerConfig(
       logLevel: data.KILN_LOG_LEVEL,
       workspaceDir: resolve(data.KILN_WORKSPACE_DIR),
       baseEnv: runnerBaseEnv(env),
+      docker: dockerSettings(data),
     },
   };
 }

@@ -110,8 +110,12 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   const { job, attempt, driver } = opts;
   const now = opts.now ?? (() => new Date());
   const base = () => ({ buildId: job.buildId, attempt, at: now().toISOString() });
-  const masker = createMasker(job.variables.filter((v) => v.masked).map((v) => v.value));
   const env = buildEnv(job);
+  const keys = sshKeysSetup(job.keys ?? [], env);
+  const masker = createMasker([
+    ...job.variables.filter((v) => v.masked).map((v) => v.value),
+    ...keys.secrets,
+  ]);
 
   const stopper = new AbortController();
   let emitFailure: unknown = null;
@@ -201,8 +205,8 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
       try {
         result = await session.run({
           name: planned.name,
-          script: jobScript(planned.commands),
-          env: { ...env, KILN_JOB: planned.name },
+          script: keys.preamble + jobScript(planned.commands),
+          env: { ...env, ...keys.env, KILN_JOB: planned.name },
           signal: stopper.signal,
           output: (data) => batcher.write(data),
         });
@@ -252,6 +256,54 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
       });
     }
   }
+}
+
+/**
+ * How each job gets the build's SSH keys, with every driver: a preamble run first in the job's own
+ * shell writes `$HOME/.ssh/<name>` (0600) and `$HOME/.ssh/config` (StrictHostKeyChecking no,
+ * UserKnownHostsFile /dev/null, an IdentityFile per key, then each key's config lines). It runs in
+ * every job, not once, because a driver need not keep HOME between jobs (docker runs each job in a
+ * fresh container; only the workspace persists).
+ *
+ * The key material travels in the job's environment (`KILN_SSH_*`, unset by the preamble before the
+ * job's commands run), never in the script, which drivers write to disk. The preamble prints nothing;
+ * when it fails, the job fails with one line that names the directory, not the keys. `secrets` are
+ * the keys' lines for the masker. `GIT_SSH_COMMAND` points git at the generated config, because ssh
+ * reads the passwd home's config, not $HOME's (the os driver gives each build its own HOME).
+ */
+export function sshKeysSetup(
+  keys: NonNullable<BuildJob['keys']>,
+  buildEnv: Record<string, string>,
+): { preamble: string; env: Record<string, string>; secrets: string[] } {
+  if (keys.length === 0) return { preamble: '', env: {}, secrets: [] };
+  const env: Record<string, string> = {};
+  const steps = ['umask 077', 'mkdir -p "$HOME/.ssh"', 'chmod 700 "$HOME/.ssh"'];
+  const files: string[] = [];
+  keys.forEach((key, i) => {
+    // The api normalises names; a name that would leave ~/.ssh is normalised again here.
+    const name = /^\.+$/.test(key.name) ? '_' : key.name.replace(/[^a-zA-Z0-9_.-]/g, '_');
+    const variable = `KILN_SSH_KEY_${i + 1}`;
+    env[variable] = key.privateKey.replace(/\r\n?/g, '\n').replace(/\n+$/, '');
+    steps.push(`printf '%s\\n' "$${variable}" > "$HOME/.ssh/${name}"`, `chmod 600 "$HOME/.ssh/${name}"`);
+    files.push(`"$HOME/.ssh/${name}"`);
+  });
+  env.KILN_SSH_CONFIG = keys
+    .map((key) => key.config.trim())
+    .filter(Boolean)
+    .join('\n\n');
+  steps.push(
+    `{ printf 'StrictHostKeyChecking no\\nUserKnownHostsFile /dev/null\\n' && printf 'IdentityFile "%s"\\n' ${files.join(' ')} && printf '\\n%s\\n' "$KILN_SSH_CONFIG"; } > "$HOME/.ssh/config"`,
+  );
+  const preamble = [
+    `( ${steps.join(' &&\n  ')} ) >/dev/null 2>&1 || { echo "kiln: cannot place the build's SSH keys in $HOME/.ssh"; exit 1; }`,
+    `unset ${Object.keys(env).join(' ')}`,
+    '',
+  ].join('\n');
+  if (!('GIT_SSH_COMMAND' in buildEnv)) env.GIT_SSH_COMMAND = 'ssh -F "$HOME/.ssh/config"';
+  const secrets = keys.flatMap((key) =>
+    key.privateKey.split(/\r?\n/).filter((line) => line.trim().length >= 6 && !line.startsWith('-----')),
+  );
+  return { preamble, env, secrets };
 }
 
 /** Makes the driver's environment within `timeoutMs`; a session made too late is destroyed. */

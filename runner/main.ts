@@ -23,6 +23,9 @@ export async function main(): Promise<number> {
   const drivers = createDrivers(config.drivers, {
     baseEnv: config.baseEnv,
     workspaceDir: config.workspaceDir,
+    runnerName: config.name,
+    docker: config.docker,
+    onNotice: (driver, message) => logger.info({ driver }, message),
     onUnavailable: (driver, reason) => logger.warn({ driver }, `driver not available: ${reason}`),
   });
   const broker = createBroker({

@@ -117,11 +117,16 @@ export async function runOffline(
     submittedAt: new Date().toISOString(),
   };
 
-  const drivers = createDrivers(AVAILABLE_DRIVERS, {
+  let unavailable: string | undefined;
+  const drivers = createDrivers([job.driver.type], {
     baseEnv: opts.baseEnv ?? runnerBaseEnv(),
     workspaceDir: opts.workspaceDir ?? workspaceDirFrom(),
+    // No runnerName: containers get a name unique to this process, and no other run's are touched.
+    onUnavailable: (_name, reason) => {
+      unavailable = reason;
+    },
   });
-  const driver = drivers.get(job.driver.type) ?? unavailableDriver(job.driver.type);
+  const driver = drivers.get(job.driver.type) ?? unavailableDriver(job.driver.type, unavailable);
 
   const print = (event: RunnerEvent): void => {
     switch (event.type) {

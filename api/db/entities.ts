@@ -7,14 +7,26 @@ import {
   LogChunkSchema,
   StageSchema,
 } from '../modules/builds/builds.entity.ts';
+import { SshKeySchema } from '../modules/keys/keys.entity.ts';
+import {
+  CollaboratorSchema,
+  InviteSchema,
+  NamespaceSchema,
+} from '../modules/namespaces/namespaces.entity.ts';
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
+import { VariableSchema } from '../modules/variables/variables.entity.ts';
 
 /** Every entity, for MikroORM's discovery and the migration generator. */
 export const entities = [
   UserSchema,
   AccessTokenSchema,
+  NamespaceSchema,
+  CollaboratorSchema,
+  InviteSchema,
+  VariableSchema,
+  SshKeySchema,
   BuildSchema,
   BuildTagSchema,
   BuildCounterSchema,

@@ -231,12 +231,11 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
   it('republishes a build job whose outbox row was never published', async () => {
     const ids = await submit();
     // As if the process died between commit and publish.
-    await t.orm.em
-      .fork()
-      .execute(
-        `update outbox set published_at = null, created_at = now() - interval '1 minute' where payload->>'buildId' = ?`,
-        [ids.buildId],
-      );
+    await t.orm.em.fork().execute(
+      `update outbox set published_at = null, created_at = now() - interval '1 minute'
+         where id = (select id from outbox order by created_at desc limit 1)`,
+      [],
+    );
     const seen: string[] = [];
     const consumer = await t.broker.consumeBuilds(['default'], 10, async (delivery) => {
       seen.push(delivery.job.buildId);
@@ -267,9 +266,20 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     expect(build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['TIMED_OUT', 'SKIPPED']);
   });
 
-  it('refuses subscriptions without a token', async () => {
-    const sub = collect(t.ws(null), LOG, { id: 'QnVpbGQ6eA' });
-    await sub.done;
-    expect(JSON.stringify(sub.errors)).toContain('UNAUTHENTICATED');
+  it('refuses a subscription to a build the caller may not see, without revealing that it exists', async () => {
+    const ids = await submit();
+    const anonymous = collect(t.ws(null), LOG, { id: ids.globalId });
+    await anonymous.done;
+    const missing = collect(t.ws(null), LOG, {
+      id: 'QnVpbGQ6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw',
+    });
+    await missing.done;
+    expect(JSON.stringify(anonymous.errors)).toContain('no build with id');
+    expect(JSON.stringify(anonymous.errors).replace(ids.globalId, 'X')).toBe(
+      JSON.stringify(missing.errors).replace('QnVpbGQ6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw', 'X'),
+    );
+    const wrongToken = collect(t.ws('kiln_wrong'), LOG, { id: ids.globalId });
+    await wrongToken.done;
+    expect(JSON.stringify(wrongToken.errors)).toContain('UNAUTHENTICATED');
   });
 });

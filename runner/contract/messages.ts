@@ -66,6 +66,20 @@ export const BuildJobSchema = z.object({
   stages: z.array(PlannedStageSchema),
   /** Build variables in order: stored ones first, then the manifest's `env`. */
   variables: z.array(VariableSchema).default([]),
+  /**
+   * SSH keys placed at `~/.ssh/<name>` before each job, with a generated `~/.ssh/config` (`config`:
+   * this key's ssh_config lines). `name` is a plain file name. Optional, so that messages written
+   * before keys existed stay valid.
+   */
+  keys: z
+    .array(
+      z.object({
+        name: z.string().regex(/^(?!\.+$)[a-zA-Z0-9_.-]+$/),
+        privateKey: z.string(),
+        config: z.string().default(''),
+      }),
+    )
+    .optional(),
   timeoutMs: z.number().int().positive(),
   submittedAt: z.string(),
 });

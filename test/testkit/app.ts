@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type Client, createClient } from 'graphql-ws';
 import pino from 'pino';
 import WebSocket from 'ws';
+import { createSecretBox } from '../../api/auth/secret-box.ts';
 import { openDatabase } from '../../api/db/orm.ts';
 import { bootstrapAdmin } from '../../api/modules/tokens/tokens.service.ts';
 import { type App, buildApp } from '../../api/server.ts';
@@ -42,7 +43,13 @@ export interface TestApp {
 }
 
 export async function startTestApp(
-  opts: { broker?: 'memory' | 'amqp'; prefix?: string; db?: TestDatabase } = {},
+  opts: {
+    broker?: 'memory' | 'amqp';
+    prefix?: string;
+    db?: TestDatabase;
+    signup?: boolean;
+    rateLimit?: number;
+  } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
   const database = await openDatabase({ url: db.url, dataDir: '', poolMax: 5 });
@@ -57,7 +64,15 @@ export async function startTestApp(
     logger,
   });
   await broker.start();
-  const app = await buildApp({ database, broker, logger, drivers: ['os', 'docker', 'qemu'] });
+  const app = await buildApp({
+    database,
+    broker,
+    logger,
+    secrets: createSecretBox(`test-${prefix}`),
+    drivers: ['os', 'docker', 'qemu'],
+    signup: opts.signup ?? true,
+    rateLimit: opts.rateLimit ?? 0,
+  });
   let url: string | null = null;
   const clients: Client[] = [];
   return {
@@ -127,7 +142,8 @@ export function collect<T>(
           }
         },
         error: (err) => {
-          errors.push(err);
+          // graphql-ws reports a refused subscription as the array of its errors.
+          errors.push(...(Array.isArray(err) ? err : [err]));
           resolve();
         },
         complete: () => resolve(),
@@ -135,4 +151,24 @@ export function collect<T>(
     );
   });
   return { items, errors, done, stop: () => stop() };
+}
+
+/** Signs up `username` (password `password-<username>`) and returns a session token from logIn. */
+export async function signUpAndLogIn(t: TestApp, username: string): Promise<string> {
+  const password = `password-${username}`;
+  const up = await t.gql<{ signUp: { __typename: string } }>(
+    'mutation ($u: String!, $p: String!) { signUp(input: { username: $u, password: $p }) { __typename } }',
+    { u: username, p: password },
+    null,
+  );
+  if (up.data?.signUp.__typename !== 'SignUpSuccess')
+    throw new Error(`signUp ${username}: ${JSON.stringify(up)}`);
+  const login = await t.gql<{ logIn: { __typename: string; token: string } }>(
+    'mutation ($u: String!, $p: String!) { logIn(input: { username: $u, password: $p }) { __typename ... on LogInSuccess { token } } }',
+    { u: username, p: password },
+    null,
+  );
+  if (login.data?.logIn.__typename !== 'LogInSuccess')
+    throw new Error(`logIn ${username}: ${JSON.stringify(login)}`);
+  return login.data.logIn.token;
 }

@@ -2,11 +2,18 @@
  * Which real services the tests can use. On a laptop a missing service skips the tests that need it,
  * with the reason printed; CI sets KILN_REQUIRE=postgres,rabbitmq,… so a missing service fails the run.
  */
+import { existsSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 
 export const POSTGRES_URL =
   process.env.KILN_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const AMQP_URL = process.env.KILN_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** The Docker engine the docker driver's tests use: unix:///path or tcp://host:port. */
+export const DOCKER_HOST =
+  process.env.KILN_DOCKER_HOST || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+/** The image docker tests run in, built by infra/test-images/busybox.sh (never pulled). */
+export { ensureTestImage, TEST_IMAGE } from '../../infra/test-images/test-image.ts';
 
 export type ServiceName = 'postgres' | 'rabbitmq' | 'docker' | 'qemu' | 'chromium';
 
@@ -32,9 +39,36 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   });
 }
 
-export async function probe(): Promise<Record<'postgres' | 'rabbitmq', boolean>> {
-  const [postgres, rabbitmq] = await Promise.all([reachable(POSTGRES_URL, 5432), reachable(AMQP_URL, 5672)]);
-  return { postgres, rabbitmq };
+/** True when the Docker engine answers GET /_ping with OK. */
+export function dockerAnswers(host = DOCKER_HOST): Promise<boolean> {
+  const url = new URL(host.replace(/^tcp:/, 'http:').replace(/^\//, 'unix:///'));
+  const target =
+    url.protocol === 'unix:' ? { socketPath: url.pathname } : { host: url.hostname, port: url.port };
+  return new Promise((resolve) => {
+    const request = http.get({ ...target, path: '/_ping', timeout: 2_000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () => resolve(response.statusCode === 200 && body.trim() === 'OK'));
+      response.on('error', () => resolve(false));
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(false));
+  });
+}
+
+/** Debian's Chromium, which the console's browser tests drive (infra/install-chromium.sh installs it). */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+export async function probe(): Promise<Record<'postgres' | 'rabbitmq' | 'docker' | 'chromium', boolean>> {
+  const [postgres, rabbitmq, docker] = await Promise.all([
+    reachable(POSTGRES_URL, 5432),
+    reachable(AMQP_URL, 5672),
+    dockerAnswers(),
+  ]);
+  return { postgres, rabbitmq, docker, chromium: existsSync(CHROMIUM_PATH) };
 }
 
 /** True when the service is there; false (with the reason printed) when the tests should skip. */

@@ -1,5 +1,6 @@
 import { EntitySchema, type Ref } from '@mikro-orm/core';
 import type { BuildStatus, JobStatus } from '../../../runner/contract/status.ts';
+import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import { type User, UserSchema } from '../users/users.entity.ts';
 
 export const TRIGGER_KINDS = ['MANUAL', 'PUSH', 'PULL', 'SCHEDULE'] as const;
@@ -7,7 +8,9 @@ export type TriggerKind = (typeof TRIGGER_KINDS)[number];
 
 export interface Build {
   id: string;
+  /** Who submitted it (or whose cron, webhook… did). */
   owner: Ref<User>;
+  namespace: Ref<Namespace> | null;
   /** What `number` counts within: `user:<id>` now, `namespace:<id>` once namespaces exist. */
   numberScope: string;
   number: number;
@@ -39,6 +42,13 @@ export const BuildSchema = new EntitySchema<Build>({
   properties: {
     id: { type: 'uuid', primary: true },
     owner: { kind: 'm:1', entity: () => UserSchema, ref: true, deleteRule: 'cascade' },
+    namespace: {
+      kind: 'm:1',
+      entity: () => NamespaceSchema,
+      ref: true,
+      nullable: true,
+      deleteRule: 'cascade',
+    },
     numberScope: { type: 'string', length: 80 },
     number: { type: 'integer' },
     status: { type: 'string', length: 32 },

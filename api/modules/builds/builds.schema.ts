@@ -1,11 +1,15 @@
 import { createContextCache } from '@pothos/core';
-import { decodeGlobalID } from '@pothos/plugin-relay';
 import DataLoader from 'dataloader';
+import { createGraphQLError } from 'graphql-yoga';
 import type { BuildUpdated } from '../../../runner/contract/messages.ts';
 import { BUILD_STATUSES, JOB_STATUSES } from '../../../runner/contract/status.ts';
 import type { ManifestProblem } from '../../../runner/manifest/types.ts';
+import { hasScope } from '../../auth/scopes.ts';
 import { builder, ErrorInterface, NotFoundError } from '../../builder.ts';
 import type { Context } from '../../context.ts';
+import { localId } from '../../global-id.ts';
+import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
+import { UserRef } from '../users/users.schema.ts';
 import { type Build, BuildSchema, type Job, JobSchema, type Stage } from './builds.entity.ts';
 import { decodeLogCursor, encodeLogCursor, type StoredChunk } from './builds.service.ts';
 import { streamLog } from './log-stream.ts';
@@ -25,14 +29,14 @@ const TriggerKindEnum = builder.enumType('TriggerKind', {
  */
 const FRESH = { cache: false };
 
-/** Decodes a global ID of the given type; null for anything else, so a wrong ID reads as not found. */
-export function localId(globalId: string, typename: string): string | null {
-  try {
-    const { typename: t, id } = decodeGlobalID(globalId);
-    return t === typename && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
-  } catch {
-    return null;
-  }
+/** Subscriptions have no result union: a missing build is an error with code NOT_FOUND. */
+const notFound = (message: string) => createGraphQLError(message, { extensions: { code: 'NOT_FOUND' } });
+
+/** The build with this global id when the viewer may see it; null otherwise (existence not revealed). */
+async function readableBuild(ctx: Context, globalId: string): Promise<Build | null> {
+  const id = localId(globalId, 'Build');
+  const build = id ? await ctx.em.findOne(BuildSchema, { id }, { disableIdentityMap: true }) : null;
+  return build && (await ctx.access.canReadBuild(build)) ? build : null;
 }
 
 export const JobRef = builder.loadableNodeRef<Job>('Job', {
@@ -43,6 +47,12 @@ export const JobRef = builder.loadableNodeRef<Job>('Job', {
 });
 
 JobRef.implement({
+  // Visible exactly when its build is (a job can also be fetched alone, through node).
+  authScopes: async (job, ctx) => {
+    if (!hasScope(ctx.auth.scopes, 'build:read')) return false;
+    const build = await ctx.em.findOne(BuildSchema, { id: job.build.id }, { disableIdentityMap: true });
+    return build ? ctx.access.canReadBuild(build) : false;
+  },
   fields: (t) => ({
     name: t.exposeString('name'),
     stage: t.exposeString('stageName'),
@@ -88,6 +98,8 @@ function overlay(job: Job, states: JobStates | undefined): Job {
 }
 
 const StageRef = builder.objectRef<StageView>('Stage').implement({
+  // Reached only through its Build, which is checked.
+  authScopes: { public: true },
   fields: (t) => ({
     name: t.exposeString('name'),
     canFail: t.exposeBoolean('canFail', { description: 'Listed in `allow_failures`.' }),
@@ -100,6 +112,8 @@ const StageRef = builder.objectRef<StageView>('Stage').implement({
 });
 
 const LogChunkRef = builder.objectRef<StoredChunk>('LogChunk').implement({
+  // Reached only through Build.log and buildLog, which check the build.
+  authScopes: { public: true },
   fields: (t) => ({
     cursor: t.string({
       description: 'Opaque; pass it as `after` to resume with the next chunk, on any server.',
@@ -127,7 +141,11 @@ export const BuildRef = builder.loadableNodeRef<BuildView>('Build', {
 });
 
 BuildRef.implement({
+  // A build, its log and its artifacts are visible exactly to those who may see its namespace.
+  authScopes: async (build, ctx) => hasScope(ctx.auth.scopes, 'build:read') && ctx.access.canReadBuild(build),
   fields: (t) => ({
+    namespace: t.field({ type: NamespaceRef, nullable: true, resolve: (b) => b.namespace?.id ?? null }),
+    owner: t.field({ type: UserRef, description: 'Who submitted it.', resolve: (b) => b.owner.id }),
     number: t.exposeInt('number', {
       description: 'Sequential per namespace (per owner when there is no namespace), starting at 1.',
     }),
@@ -207,28 +225,38 @@ builder.queryFields((t) => ({
   build: t.field({
     type: BuildRef,
     nullable: true,
+    description: 'Null when it does not exist or you may not see it.',
+    authScopes: { scope: 'build:read' },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (_root, args, ctx) => {
-      const id = localId(args.id, 'Build');
-      return id ? ctx.em.findOne(BuildSchema, { id }) : null;
-    },
+    resolve: (_root, args, ctx) => readableBuild(ctx, args.id),
   }),
   builds: t.field({
     type: BuildConnection,
-    description: 'Newest first.',
+    description: 'The builds you may see, newest first.',
+    authScopes: { scope: 'build:read' },
     args: {
       first: t.arg.int({ description: 'At most 100; default 20.' }),
       after: t.arg.string(),
       status: t.arg({ type: BuildStatusEnum }),
       tag: t.arg.string(),
+      namespace: t.arg.string({
+        description: 'Only builds of this namespace path (`team/app` or `owner@team/app`).',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       const first = Math.min(Math.max(args.first ?? 20, 0), 100);
-      const builds = await ctx.services.builds.list(ctx.em, {
+      let namespaceId: string | null = null;
+      if (args.namespace) {
+        const ns = await ctx.services.namespaces.find(ctx.em, ctx.auth.viewer, args.namespace);
+        // An unknown namespace is an empty list, like one you may not see.
+        namespaceId = ns?.id ?? '00000000-0000-0000-0000-000000000000';
+      }
+      const builds = await ctx.services.builds.list(ctx.em, ctx.access, {
         limit: first + 1,
         after: decodeBuildCursor(args.after),
         status: args.status,
         tag: args.tag,
+        namespaceId,
       });
       const edges = builds.slice(0, first).map((node) => ({ cursor: encodeBuildCursor(node), node }));
       return {
@@ -274,6 +302,7 @@ builder.objectType(ManifestError, {
 const SubmitBuildInput = builder.inputType('SubmitBuildInput', {
   fields: (t) => ({
     manifest: t.string({ required: true }),
+    namespace: t.string({ description: "Namespace path; overrides the manifest's `namespace:`." }),
     comment: t.string(),
     tags: t.stringList(),
   }),
@@ -286,10 +315,11 @@ const KillBuildInput = builder.inputType('KillBuildInput', {
 builder.mutationFields((t) => ({
   submitBuild: t.field({
     type: BuildRef,
+    authScopes: { $all: { signedIn: true, scope: 'build:write' } },
     args: { input: t.arg({ type: SubmitBuildInput, required: true }) },
     errors: { types: [ManifestError], dataField: { name: 'build' } },
     resolve: async (_root, { input }, ctx) => {
-      const result = await ctx.services.builds.submit(ctx.em, ctx.viewer!, input);
+      const result = await ctx.services.builds.submit(ctx.em, ctx.access, input);
       if (!result.ok) throw new ManifestError(result.problems);
       return result.build;
     },
@@ -297,13 +327,15 @@ builder.mutationFields((t) => ({
   killBuild: t.field({
     type: BuildRef,
     description: 'Kills a queued or running build; a finished one is returned unchanged.',
+    authScopes: { $all: { signedIn: true, scope: 'build:write' } },
     args: { input: t.arg({ type: KillBuildInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'build' } },
     resolve: async (_root, { input }, ctx) => {
-      const id = localId(input.buildId, 'Build');
-      const build = id ? await ctx.services.builds.kill(ctx.em, id) : null;
-      if (!build) throw new NotFoundError(`no build with id ${input.buildId}`);
-      return build;
+      const found = await readableBuild(ctx, input.buildId);
+      if (!found || !(await ctx.access.canWriteBuild(found))) {
+        throw new NotFoundError(`no build ${input.buildId} that you may kill`);
+      }
+      return (await ctx.services.builds.kill(ctx.em, found.id))!;
     },
   }),
 }));
@@ -313,11 +345,11 @@ builder.subscriptionFields((t) => ({
     type: LogChunkRef,
     description:
       'Replays the stored chunks after `after` (all of them when null), then streams live ones; never skips or repeats a line. Completes when the build is finished and its log is fully delivered.',
+    authScopes: { scope: 'build:read' },
     args: { buildId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: async function* (_root, args, ctx) {
-      const id = localId(args.buildId, 'Build');
-      const build = id ? await ctx.em.findOne(BuildSchema, { id }) : null;
-      if (!build) throw new NotFoundError(`no build with id ${args.buildId}`);
+      const build = await readableBuild(ctx, args.buildId);
+      if (!build) throw notFound(`no build with id ${args.buildId}`);
       yield* streamLog({
         orm: ctx.orm,
         pubsub: ctx.pubsub,
@@ -331,11 +363,11 @@ builder.subscriptionFields((t) => ({
   buildUpdated: t.field({
     type: BuildRef,
     description: "The build, on every change of its status or of one of its jobs' status.",
+    authScopes: { scope: 'build:read' },
     args: { buildId: t.arg.id({ required: true }) },
     subscribe: async function* (_root, args, ctx) {
-      const id = localId(args.buildId, 'Build');
-      const build = id ? await ctx.em.findOne(BuildSchema, { id }) : null;
-      if (!build) throw new NotFoundError(`no build with id ${args.buildId}`);
+      const build = await readableBuild(ctx, args.buildId);
+      if (!build) throw notFound(`no build with id ${args.buildId}`);
       for await (const event of ctx.pubsub.subscribe([`build:${build.id}`])) {
         if (event.topic !== 'build') continue;
         const u = event.update;

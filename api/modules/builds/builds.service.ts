@@ -11,9 +11,14 @@ import { type BuildStatus, isFinalBuild } from '../../../runner/contract/status.
 import { parseManifest } from '../../../runner/manifest/manifest.ts';
 import { planBuild } from '../../../runner/manifest/plan.ts';
 import type { ManifestProblem } from '../../../runner/manifest/types.ts';
+import type { Access } from '../../auth/access.ts';
+import type { SecretBox } from '../../auth/secret-box.ts';
 import { type OutboxMessage, OutboxMessageSchema } from '../../broker/outbox.entity.ts';
 import { announce } from '../../events/ingester.ts';
-import { type User, UserSchema } from '../users/users.entity.ts';
+import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
+import type { NamespaceService } from '../namespaces/namespaces.service.ts';
+import { UserSchema } from '../users/users.entity.ts';
+import { buildSecrets } from '../variables/snapshot.ts';
 import {
   type Build,
   BuildSchema,
@@ -31,6 +36,8 @@ const MAX_COMMENT = 4096;
 
 export interface SubmitInput {
   manifest: string;
+  /** Namespace path; overrides the manifest's `namespace:`. */
+  namespace?: string | null;
   comment?: string | null;
   tags?: string[] | null;
   trigger?: { kind: TriggerKind; data?: Record<string, string> };
@@ -67,12 +74,37 @@ export interface BuildServiceDeps {
   broker: Broker;
   drivers: readonly string[];
   logger: Logger;
+  secrets: SecretBox;
+  namespaces: NamespaceService;
+}
+
+/**
+ * The outbox keeps the job message sealed: it carries the build's variables and keys, and secrets
+ * are never stored in the clear.
+ */
+type SealedPayload = { sealed: string };
+
+/** Where a top-level key's value starts in manifest text (1-based), for problems found after parsing. */
+function positionOfKey(text: string, key: string): { line: number; column: number } | null {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = new RegExp(`^${key}\\s*:\\s*`).exec(lines[i]!);
+    if (m) return { line: i + 1, column: m[0].length + 1 };
+  }
+  return null;
 }
 
 export class BuildService {
   constructor(private readonly deps: BuildServiceDeps) {}
 
-  async submit(em: EntityManager, owner: User, input: SubmitInput): Promise<SubmitResult> {
+  async submit(em: EntityManager, access: Access, input: SubmitInput): Promise<SubmitResult> {
+    const owner = access.auth.viewer;
+    if (!owner) {
+      return {
+        ok: false,
+        problems: [{ path: '', line: null, column: null, message: 'sign in to submit builds' }],
+      };
+    }
     const parsed = parseManifest(input.manifest, { drivers: this.deps.drivers });
     const problems: ManifestProblem[] = parsed.ok ? [] : [...parsed.problems];
     const tags = [...new Set(input.tags ?? [])];
@@ -100,9 +132,29 @@ export class BuildService {
     if (!parsed.ok || problems.length > 0) return { ok: false, problems };
     const manifest = parsed.manifest;
     const plan = planBuild(manifest);
+    const namespacePath = input.namespace ?? manifest.namespace;
+    let namespace: Namespace | null = null;
+    if (namespacePath) {
+      const resolved = await this.deps.namespaces.resolveForWrite(em, access, namespacePath, true);
+      if (!resolved.ok) {
+        const at = input.namespace ? null : positionOfKey(input.manifest, 'namespace');
+        return {
+          ok: false,
+          problems: [
+            {
+              path: 'namespace',
+              line: at?.line ?? null,
+              column: at?.column ?? null,
+              message: resolved.reason,
+            },
+          ],
+        };
+      }
+      namespace = resolved.value;
+    }
 
     const outbox = await em.transactional(async (tx) => {
-      const numberScope = `user:${owner.id}`;
+      const numberScope = namespace ? `namespace:${namespace.id}` : `user:${owner.id}`;
       const [row] = await tx.execute<{ last_number: number }[]>(
         `insert into build_counters (scope, last_number) values (?, 1)
            on conflict (scope) do update set last_number = build_counters.last_number + 1
@@ -113,6 +165,7 @@ export class BuildService {
       const build = tx.create(BuildSchema, {
         id: randomUUID(),
         owner: tx.getReference(UserSchema, owner.id, { wrapped: true }),
+        namespace: namespace ? tx.getReference(NamespaceSchema, namespace.id, { wrapped: true }) : null,
         numberScope,
         number: row!.last_number,
         status: 'QUEUED',
@@ -132,6 +185,7 @@ export class BuildService {
         finishedAt: null,
       });
       for (const name of tags) tx.create(BuildTagSchema, { build, name });
+      const snapshot = await buildSecrets(tx, this.deps.secrets, owner.id, namespace?.id ?? null);
       const job: BuildJob = {
         kind: 'build',
         buildId: build.id,
@@ -139,7 +193,11 @@ export class BuildService {
         queue: manifest.queue,
         driver: { ...manifest.driver.options, type: manifest.driver.type },
         stages: [],
-        variables: manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
+        variables: [
+          ...snapshot.variables,
+          ...manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
+        ],
+        keys: snapshot.keys,
         timeoutMs: manifest.timeoutMs,
         submittedAt: now.toISOString(),
       };
@@ -175,10 +233,11 @@ export class BuildService {
           jobs: jobs.map((j) => ({ id: j.id, name: j.name, commands: j.commands, artifacts: j.artifacts })),
         });
       });
+      const sealed: SealedPayload = { sealed: this.deps.secrets.seal(JSON.stringify(job)) };
       const message = tx.create(OutboxMessageSchema, {
         id: randomUUID(),
         kind: 'build',
-        payload: job,
+        payload: sealed,
         createdAt: now,
         publishedAt: null,
       });
@@ -194,7 +253,8 @@ export class BuildService {
    */
   async publishOutbox(em: EntityManager, message: OutboxMessage): Promise<boolean> {
     try {
-      await this.deps.broker.publishBuild(message.payload as BuildJob);
+      const job = JSON.parse(this.deps.secrets.open((message.payload as SealedPayload).sealed)) as BuildJob;
+      await this.deps.broker.publishBuild(job);
       await em.execute('update outbox set published_at = now() where id = ? and published_at is null', [
         message.id,
       ]);
@@ -236,28 +296,50 @@ export class BuildService {
     return build;
   }
 
+  /** Builds `access` may read, newest first, after a cursor, optionally by status, tag or namespace. */
   async list(
     em: EntityManager,
+    access: Access,
     opts: {
       limit: number;
       after: { createdAt: Date; id: string } | null;
       status?: BuildStatus | null;
       tag?: string | null;
+      namespaceId?: string | null;
     },
   ): Promise<Build[]> {
-    const where: Record<string, unknown> = {};
-    if (opts.status) where.status = opts.status;
-    if (opts.after) {
-      where.$or = [
-        { createdAt: { $lt: opts.after.createdAt } },
-        { createdAt: opts.after.createdAt, id: { $lt: opts.after.id } },
-      ];
+    const visible = access.visibleBuildsSql('b');
+    const where = [visible.sql];
+    const params = [...visible.params];
+    if (opts.status) {
+      where.push('b.status = ?');
+      params.push(opts.status);
     }
     if (opts.tag) {
-      const tagged = await em.find(BuildTagSchema, { name: opts.tag }, { fields: ['build'] });
-      where.id = { $in: tagged.map((t) => t.build.id) };
+      where.push('exists (select 1 from build_tags t where t.build_id = b.id and t.name = ?)');
+      params.push(opts.tag);
     }
-    return em.find(BuildSchema, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: opts.limit });
+    if (opts.namespaceId) {
+      where.push('b.namespace_id = ?');
+      params.push(opts.namespaceId);
+    }
+    if (opts.after) {
+      where.push('(b.created_at, b.id) < (?, ?)');
+      params.push(opts.after.createdAt, opts.after.id);
+    }
+    params.push(opts.limit);
+    const rows = await em.execute<{ id: string }[]>(
+      `select b.id from builds b where ${where.join(' and ')} order by b.created_at desc, b.id desc limit ?`,
+      params,
+    );
+    if (rows.length === 0) return [];
+    const builds = await em.find(
+      BuildSchema,
+      { id: { $in: rows.map((r) => r.id) } },
+      { disableIdentityMap: true },
+    );
+    const byId = new Map(builds.map((b) => [b.id, b]));
+    return rows.map((r) => byId.get(r.id)!).filter(Boolean);
   }
 
   async logAfter(

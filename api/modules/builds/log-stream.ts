@@ -3,10 +3,12 @@
  * order without a gap or a repeat, on any replica; it ends once the build is finished and every chunk
  * up to its last one has been delivered.
  *
- * It subscribes to the pubsub first and only then reads the database, so a chunk published in
- * between is both buffered and read, and dropped the second time by the cursor. A live chunk that is
- * not the next one (it arrived before an earlier one was stored) sends it back to the database; if the
- * database does not have the missing chunk yet, it looks again shortly: the ingester stores it soon.
+ * It subscribes to the pubsub first (with the chunks published in the last moments, so a client that
+ * subscribes right after submitting does not wait for them to be stored) and only then reads the
+ * database, so a chunk published in between is both buffered and read, and dropped the second time by
+ * the cursor. A live chunk that is not the next one (it arrived before an earlier one was stored)
+ * sends it back to the database; if the database does not have the missing chunk yet, it looks again
+ * shortly: the ingester stores it soon.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
@@ -45,7 +47,7 @@ export async function* streamLog(opts: {
   signal?: AbortSignal;
 }): AsyncGenerator<StoredChunk> {
   const { orm, pubsub, builds, buildId } = opts;
-  const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal);
+  const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal, { replay: true });
   let cursor: LogCursor = opts.after ?? { attempt: 0, seq: 0 };
   let pending: Promise<IteratorResult<PubSubEvent>> | null = null;
   try {

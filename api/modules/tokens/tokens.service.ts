@@ -1,37 +1,34 @@
-/**
- * Bearer tokens: a random secret shown once, stored as its SHA-256. `authenticate` turns an
- * `Authorization` header value into the user it belongs to.
- */
+/** Bearer tokens: a random secret shown once, stored as its SHA-256 (enough for 240 random bits). */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type User, UserSchema } from '../users/users.entity.ts';
-import { AccessTokenSchema } from './tokens.entity.ts';
+import { type AccessToken, AccessTokenSchema, type TokenKind } from './tokens.entity.ts';
 
 export const hashToken = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
 /** `kiln_` + 40 base62-ish characters: recognisable in a leaked log, 240 bits of randomness. */
 export const generateToken = (): string => `kiln_${randomBytes(30).toString('base64url')}`;
 
-/** Don't write last-use on every request: once a minute is enough to list it. */
-const LAST_USED_GRANULARITY_MS = 60_000;
-
-export async function authenticate(
+/** Creates a token for `user` and returns its secret (shown once) with the stored row. */
+export function issueToken(
   em: EntityManager,
-  header: string | null | undefined,
-): Promise<User | null> {
-  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!match) return null;
-  const token = await em.findOne(
-    AccessTokenSchema,
-    { tokenHash: hashToken(match[1]!), revokedAt: null },
-    { populate: ['user'] },
-  );
-  if (!token) return null;
-  const now = Date.now();
-  if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > LAST_USED_GRANULARITY_MS) {
-    await em.execute('update access_tokens set last_used_at = now() where id = ?', [token.id]);
-  }
-  return token.user.getEntity();
+  user: User,
+  opts: { kind: TokenKind; name: string; scopes: string[]; expiresAt?: Date | null },
+): { secret: string; token: AccessToken } {
+  const secret = generateToken();
+  const token = em.create(AccessTokenSchema, {
+    id: randomUUID(),
+    user: em.getReference(UserSchema, user.id, { wrapped: true }),
+    kind: opts.kind,
+    name: opts.name,
+    tokenHash: hashToken(secret),
+    scopes: opts.scopes,
+    createdAt: new Date(),
+    lastUsedAt: null,
+    expiresAt: opts.expiresAt ?? null,
+    revokedAt: null,
+  });
+  return { secret, token };
 }
 
 /**
@@ -48,16 +45,21 @@ export async function bootstrapAdmin(em: EntityManager, token: string | undefine
       id: randomUUID(),
       username: 'admin',
       isAdmin: true,
+      passwordHash: null,
+      failedLogins: 0,
+      lockedUntil: null,
       createdAt: new Date(),
     });
     tx.create(AccessTokenSchema, {
       id: randomUUID(),
       user,
+      kind: 'PERSONAL',
       name: 'bootstrap',
       tokenHash: hashToken(secret),
       scopes: ['*'],
       createdAt: new Date(),
       lastUsedAt: null,
+      expiresAt: null,
       revokedAt: null,
     });
     return secret;

@@ -110,6 +110,32 @@ describe('os driver', () => {
     expect(await readdir(base)).toEqual([]);
   });
 
+  it('gives each build its own HOME next to the workspace, never the runner’s, and removes it on destroy', async () => {
+    session = await driver().create({ env: {}, signal: new AbortController().signal }, {});
+    const other = await driver().create({ env: {}, signal: new AbortController().signal }, {});
+    const home = join(session.description, '..', 'home');
+    try {
+      const first = await run(
+        'echo "$HOME" && mkdir -p ~/.ssh && echo mine > ~/.ssh/id && ls -ld ~ | cut -c1-10',
+      );
+      expect(first).toMatchObject({ exitCode: 0, output: `${home}\ndrwx------\n` });
+      expect(readFileSync(join(home, '.ssh', 'id'), 'utf8')).toBe('mine\n');
+      const chunks: Buffer[] = [];
+      await other.run({
+        name: 'other',
+        script: 'test -e ~/.ssh/id && echo shared || echo separate',
+        env: {},
+        signal: new AbortController().signal,
+        output: (data) => chunks.push(data),
+      });
+      expect(Buffer.concat(chunks).toString()).toBe('separate\n');
+    } finally {
+      await other.destroy();
+      await session.destroy();
+    }
+    expect(existsSync(home)).toBe(false);
+  });
+
   it('kills the whole process tree when aborted, background processes included', async () => {
     session = await driver().create({ env: {}, signal: new AbortController().signal }, {});
     const pidFile = join(session.description, 'pids');

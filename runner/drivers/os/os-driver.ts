@@ -1,7 +1,9 @@
 /**
  * The `os` driver: jobs run as plain processes on the runner's host, in a fresh temporary workspace
- * directory per build. Only for trusted builds: nothing isolates a job from the host beyond its
- * working directory and a minimal environment.
+ * directory per build, and a fresh HOME next to it (`<root>/workspace`, `<root>/home`), so what a
+ * build puts in ~ (SSH keys, caches, git config) is its own, never the runner's, and goes with it.
+ * Only for trusted builds: nothing isolates a job from the host beyond its working directory and a
+ * minimal environment.
  *
  * Each job's script is written next to (not inside) the workspace and run as `/bin/sh -e <script>`
  * with stderr merged into stdout by the shell, so the output is interleaved exactly as written.
@@ -73,10 +75,12 @@ export function createOsDriver(options: OsDriverOptions): Driver {
       try {
         root = await mkdtemp(join(baseDir, 'kiln-'));
         await mkdir(join(root, 'workspace'));
+        await mkdir(join(root, 'home'), { mode: 0o700 });
       } catch (error) {
         throw new DriverError(`cannot make a workspace in ${baseDir}: ${(error as Error).message}`);
       }
       const workspace = join(root, 'workspace');
+      const home = join(root, 'home');
       const running = new Set<ChildProcess>();
       let scripts = 0;
 
@@ -86,6 +90,7 @@ export function createOsDriver(options: OsDriverOptions): Driver {
         await writeFile(scriptPath, job.script, { mode: 0o600 });
         const env = {
           ...options.baseEnv,
+          HOME: home,
           ...environment.env,
           ...job.env,
           CI: 'true',

@@ -1,0 +1,112 @@
+/**
+ * Who a request is. A bearer token (HTTP `Authorization`, or graphql-ws `connection_init`
+ * `{authorization}`) or the console's session cookie. A cookie-authenticated POST must carry the
+ * `x-kiln-csrf` header equal to the `kiln_csrf` cookie (double submit), and a cookie-authenticated
+ * WebSocket must come from the same origin, so another site cannot act with a visitor's session.
+ * A token that is wrong, expired, revoked or a runner's is refused, never silently anonymous.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { createGraphQLError } from 'graphql-yoga';
+import { AccessTokenSchema, type TokenKind } from '../modules/tokens/tokens.entity.ts';
+import { hashToken } from '../modules/tokens/tokens.service.ts';
+import type { User } from '../modules/users/users.entity.ts';
+import { ANONYMOUS_SCOPES } from './scopes.ts';
+
+export const SESSION_COOKIE = 'kiln_session';
+export const CSRF_COOKIE = 'kiln_csrf';
+export const CSRF_HEADER = 'x-kiln-csrf';
+
+export interface Auth {
+  viewer: User | null;
+  tokenId: string | null;
+  kind: TokenKind | 'ANONYMOUS';
+  scopes: ReadonlySet<string>;
+  via: 'bearer' | 'cookie' | 'none';
+}
+
+export const ANONYMOUS: Auth = {
+  viewer: null,
+  tokenId: null,
+  kind: 'ANONYMOUS',
+  scopes: ANONYMOUS_SCOPES,
+  via: 'none',
+};
+
+export function unauthenticated(message: string) {
+  return createGraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+}
+
+export function forbidden(message: string) {
+  return createGraphQLError(message, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+}
+
+export function parseCookies(header: string | null | undefined): Map<string, string> {
+  const cookies = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) cookies.set(part.slice(0, eq).trim(), decodeURIComponent(part.slice(eq + 1).trim()));
+  }
+  return cookies;
+}
+
+export interface Credentials {
+  authorization?: string | null;
+  cookie?: string | null;
+  /** The request's method and CSRF header (HTTP), or null for a WebSocket. */
+  http?: { method: string; csrf: string | null } | null;
+  /** For WebSockets: is the Origin the server's own? */
+  sameOrigin?: boolean;
+}
+
+/** Don't write last-use on every request: once a minute is enough to list it. */
+const LAST_USED_GRANULARITY_MS = 60_000;
+
+export async function authenticate(em: EntityManager, credentials: Credentials): Promise<Auth> {
+  let secret: string | null = null;
+  let via: Auth['via'] = 'none';
+  if (credentials.authorization) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(credentials.authorization);
+    if (!match) throw unauthenticated('the Authorization header must be `Bearer <token>`');
+    secret = match[1]!;
+    via = 'bearer';
+  } else {
+    const cookies = parseCookies(credentials.cookie);
+    const session = cookies.get(SESSION_COOKIE);
+    if (session) {
+      if (credentials.http && credentials.http.method !== 'GET') {
+        const csrf = cookies.get(CSRF_COOKIE);
+        if (!csrf || credentials.http.csrf !== csrf) {
+          throw forbidden(
+            `a request signed in by cookie must send the ${CSRF_HEADER} header (CSRF protection)`,
+          );
+        }
+      }
+      if (!credentials.http && credentials.sameOrigin === false) {
+        throw forbidden('a WebSocket signed in by cookie must come from the same origin');
+      }
+      secret = session;
+      via = 'cookie';
+    }
+  }
+  if (!secret) return ANONYMOUS;
+  const token = await em.findOne(
+    AccessTokenSchema,
+    { tokenHash: hashToken(secret), revokedAt: null },
+    { populate: ['user'] },
+  );
+  if (!token) throw unauthenticated('the token is not valid (unknown or revoked)');
+  if (token.expiresAt && token.expiresAt.getTime() <= Date.now())
+    throw unauthenticated('the session has expired');
+  if (token.kind === 'RUNNER') throw unauthenticated('a runner token is only good for the runner endpoints');
+  const now = Date.now();
+  if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > LAST_USED_GRANULARITY_MS) {
+    await em.execute('update access_tokens set last_used_at = now() where id = ?', [token.id]);
+  }
+  return {
+    viewer: token.user.getEntity(),
+    tokenId: token.id,
+    kind: token.kind,
+    scopes: new Set(token.scopes),
+    via,
+  };
+}

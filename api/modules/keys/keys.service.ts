@@ -1,0 +1,108 @@
+/**
+ * SSH keys of a user (namespace null) or of a namespace, as in Djinn: created and deleted, never
+ * updated or read back. The private key is stored only sealed (AES-256-GCM); the API shows names and
+ * ssh_config snippets. Every key available to a build is placed at `~/.ssh/<name>` by the runner,
+ * with a generated `~/.ssh/config`. Scope rules are the variables' (variables.service.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { SecretBox } from '../../auth/secret-box.ts';
+import { NamespaceSchema } from '../namespaces/namespaces.entity.ts';
+import { UserSchema } from '../users/users.entity.ts';
+import { lockScope, type Outcome, type SecretScope, scopeWhere } from '../variables/variables.service.ts';
+import { type SshKey, SshKeySchema } from './keys.entity.ts';
+
+export const MAX_NAME_LENGTH = 128;
+export const MAX_KEY_LENGTH = 16 * 1024;
+export const MAX_CONFIG_LENGTH = 4 * 1024;
+/** Files of ~/.ssh that a key must not replace. */
+const RESERVED_NAMES = new Set(['config', 'known_hosts', 'authorized_keys', 'environment', 'rc']);
+
+/** Djinn's normalisation: anything but letters, digits, `_`, `.` and `-` becomes `_`. */
+export const normaliseKeyName = (name: string): string => name.trim().replace(/[^a-zA-Z0-9_.-]/g, '_');
+
+export interface CreateKeyInput {
+  name: string;
+  privateKey: string;
+  config?: string | null;
+}
+
+/** The input as it will be stored (normalised), or the problem with it. */
+function checkKey(input: CreateKeyInput): Outcome<{ name: string; privateKey: string; config: string }> {
+  const name = normaliseKeyName(input.name);
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    return { ok: false, path: 'name', reason: `a name is 1 to ${MAX_NAME_LENGTH} characters` };
+  }
+  if (/^\.+$/.test(name) || RESERVED_NAMES.has(name)) {
+    return { ok: false, path: 'name', reason: `"${name}" cannot be the name of a file in ~/.ssh` };
+  }
+  // OpenSSH refuses a key without its final newline or with CRLF line ends (pasted from elsewhere).
+  const privateKey = `${input.privateKey.replace(/\r\n?/g, '\n').trim()}\n`;
+  if (privateKey.length === 1) return { ok: false, path: 'privateKey', reason: 'the private key is empty' };
+  if (privateKey.length > MAX_KEY_LENGTH) {
+    return { ok: false, path: 'privateKey', reason: `a private key is at most ${MAX_KEY_LENGTH} characters` };
+  }
+  if (
+    !/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(
+      privateKey,
+    )
+  ) {
+    return {
+      ok: false,
+      path: 'privateKey',
+      reason: 'not a private key: expected -----BEGIN … PRIVATE KEY----- … -----END … PRIVATE KEY-----',
+    };
+  }
+  const config = (input.config ?? '').replace(/\r\n?/g, '\n').trim();
+  if (config.length > MAX_CONFIG_LENGTH) {
+    return { ok: false, path: 'config', reason: `a config is at most ${MAX_CONFIG_LENGTH} characters` };
+  }
+  return { ok: true, value: { name, privateKey, config } };
+}
+
+export async function createKey(
+  em: EntityManager,
+  secrets: SecretBox,
+  scope: SecretScope,
+  input: CreateKeyInput,
+): Promise<Outcome<SshKey>> {
+  const checked = checkKey(input);
+  if (!checked.ok) return checked;
+  const { name, privateKey, config } = checked.value;
+  return em.transactional(async (tx) => {
+    await lockScope(tx, 'keys', scope);
+    const where = scopeWhere({ ownerId: scope.owner.id, namespaceId: scope.namespace?.id ?? null });
+    if (await tx.count(SshKeySchema, { ...where, name })) {
+      const place = scope.namespace ? `namespace ${scope.namespace.path}` : 'your own keys';
+      return { ok: false as const, path: 'name', reason: `a key named ${name} already exists in ${place}` };
+    }
+    const key = tx.create(SshKeySchema, {
+      id: randomUUID(),
+      owner: tx.getReference(UserSchema, scope.owner.id, { wrapped: true }),
+      namespace: scope.namespace
+        ? tx.getReference(NamespaceSchema, scope.namespace.id, { wrapped: true })
+        : null,
+      name,
+      encryptedKey: secrets.seal(privateKey),
+      config,
+      createdAt: new Date(),
+    });
+    return { ok: true as const, value: key };
+  });
+}
+
+/** A scope's keys, oldest first. */
+export function listKeys(
+  em: EntityManager,
+  scope: { ownerId: string; namespaceId: string | null },
+): Promise<SshKey[]> {
+  return em.find(SshKeySchema, scopeWhere(scope), { orderBy: { createdAt: 'asc', id: 'asc' } });
+}
+
+export function findKey(em: EntityManager, id: string): Promise<SshKey | null> {
+  return em.findOne(SshKeySchema, { id });
+}
+
+export async function deleteKey(em: EntityManager, key: SshKey): Promise<void> {
+  await em.execute('delete from ssh_keys where id = ?', [key.id]);
+}

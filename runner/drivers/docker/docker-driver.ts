@@ -1,0 +1,477 @@
+/**
+ * The `docker` driver (`driver: {type: docker, image, workspace}`): one Docker volume per build,
+ * mounted at `workspace` in every container of the build, and one fresh container per job from
+ * `image`, so only the workspace persists between jobs and stages (as in Djinn).
+ *
+ * create: pulls `image` only when the engine lacks it (bounded by `pullTimeoutMs`: a pull that fails
+ * or hangs is a DriverError, never a hang), then makes the volume. A failed create leaves nothing.
+ * run: the job's script is copied into the container (`/.kiln/job.sh`, outside the workspace) and
+ * run as the entrypoint with `/bin/sh -e`, stderr merged into stdout by the shell so the output
+ * keeps the order it was written in; the exit code comes from the engine's wait. A stop (kill or
+ * timeout) sends SIGKILL to the container at once. Each job's container is removed after the job.
+ * destroy: force-removes every container of the build, then its volume, also after a kill, a
+ * timeout or an error. Containers are never privileged, mount nothing but the workspace volume,
+ * and get the configured memory, CPU and pids limits.
+ *
+ * Every container and volume carries `kiln.runner=<runner name>`, `kiln.build=<build id>` and
+ * `kiln.session=<volume name>` labels. A runner that crashed leaves them behind: `cleanupLeftovers`
+ * removes everything labelled with a runner's name, and the driver runs it before its first build
+ * when `cleanupLeftovers` is set (so it must be set only by a runner whose name is its own).
+ *
+ * Extension points for objects and artifacts (issue "Docker driver, objects, artifacts"): a
+ * DockerSession can `putFile` into the workspace (or anywhere under it) and `getArchive` a path of
+ * it as a tar stream, both through a container that is created but never started (the engine's
+ * archive API reaches the volume mounted in it).
+ */
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import Docker from 'dockerode';
+import {
+  type Driver,
+  type DriverEnvironment,
+  DriverError,
+  type DriverSession,
+  type JobResult,
+  type JobRun,
+} from '../driver.ts';
+import { tarOneFile } from './tar.ts';
+
+/** The engine and the limits of every job container; parsed from KILN_DOCKER_* in runner/config.ts. */
+export interface DockerSettings {
+  /** `unix:///var/run/docker.sock`, `/var/run/docker.sock` or `tcp://host:port`. */
+  host: string;
+  /** 0: no limit. */
+  memoryBytes: number;
+  /** CPUs × 10⁹; 0: no limit. */
+  nanoCpus: number;
+  /** 0: no limit. */
+  pidsLimit: number;
+  /** How long pulling a missing image may take. */
+  pullTimeoutMs: number;
+}
+
+export interface DockerDriverOptions extends DockerSettings {
+  /** Labels every container and volume (`kiln.runner`). */
+  runnerName: string;
+  /** Remove the leftovers of an earlier run under the same runner name before the first build. */
+  cleanupLeftovers?: boolean;
+  /** Told what the leftover cleanup removed, or why it failed. */
+  onCleanup?: (result: CleanupResult | Error) => void;
+}
+
+export interface CleanupResult {
+  containers: number;
+  volumes: number;
+}
+
+export interface DockerSession extends DriverSession {
+  readonly image: string;
+  readonly workspace: string;
+  readonly volume: string;
+  /**
+   * Writes `size` bytes from `content` to `path` (relative to the workspace, or absolute inside
+   * it), creating parent directories. For placing objects before the first job.
+   */
+  putFile(
+    path: string,
+    content: Buffer | AsyncIterable<Buffer | Uint8Array | string>,
+    size: number,
+    mode?: number,
+  ): Promise<void>;
+  /**
+   * A tar stream of `path` (a file or directory, relative to the workspace or absolute inside it),
+   * as Docker's archive API gives it: entries are named from the base name of `path`. For
+   * collecting artifacts after a job; a missing path rejects with a 404 error.
+   */
+  getArchive(path: string): Promise<NodeJS.ReadableStream>;
+}
+
+export interface DockerDriver extends Driver {
+  /** Settles when the leftover cleanup is done (at once without it); never rejects. */
+  readonly ready: Promise<void>;
+  create(env: DriverEnvironment, options: Record<string, string>): Promise<DockerSession>;
+}
+
+export const LABEL_RUNNER = 'kiln.runner';
+export const LABEL_BUILD = 'kiln.build';
+export const LABEL_SESSION = 'kiln.session';
+export const LABEL_JOB = 'kiln.job';
+
+/** Where each job's script lives in its container: outside the workspace, so builds never see it. */
+const SCRIPT_PATH = '/.kiln/job.sh';
+/** How long to wait for the last output once the engine says the container exited. */
+const OUTPUT_DRAIN_MS = 1000;
+const PING_TIMEOUT_MS = 5000;
+/** 128 + SIGKILL: what the engine reports for a killed container. */
+const KILLED_EXIT_CODE = 137;
+
+/** The unix socket path of a `host`, or null for tcp://. */
+export function dockerSocketPath(host: string): string | null {
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  if (host.startsWith('/')) return host;
+  return null;
+}
+
+export function dockerClient(host: string): Docker {
+  const socketPath = dockerSocketPath(host);
+  if (socketPath !== null) return new Docker({ socketPath });
+  const url = new URL(host.replace(/^tcp:/, 'http:'));
+  return new Docker({ host: url.hostname, port: Number(url.port), protocol: 'http' });
+}
+
+/** Why the engine at `host` cannot be used, judged without asking it (a missing socket), or null. */
+export function dockerUnavailableReason(host: string): string | null {
+  const socketPath = dockerSocketPath(host);
+  if (socketPath === null) return null;
+  try {
+    if (statSync(socketPath).isSocket()) return null;
+    return `${socketPath} is not a socket`;
+  } catch {
+    return `no Docker engine socket at ${socketPath} (install one with infra/install-docker.sh, or set KILN_DOCKER_HOST)`;
+  }
+}
+
+/** Null when the engine answers /_ping within `timeoutMs`, else why not. */
+export async function pingDocker(docker: Docker, timeoutMs = PING_TIMEOUT_MS): Promise<string | null> {
+  try {
+    await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)({
+      abortSignal: AbortSignal.timeout(timeoutMs),
+    });
+    return null;
+  } catch (error) {
+    return messageOf(error);
+  }
+}
+
+/**
+ * Force-removes every container and volume labelled `kiln.runner=<runnerName>`: what a runner of
+ * that name left when it crashed. Must not run while a runner of that name has builds running.
+ */
+export async function cleanupLeftovers(docker: Docker, runnerName: string): Promise<CleanupResult> {
+  const filters = { label: [`${LABEL_RUNNER}=${runnerName}`] };
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(containers.map((c) => removeContainer(docker, c.Id)));
+  const { Volumes } = await docker.listVolumes({ filters });
+  const volumes = Volumes ?? [];
+  await Promise.all(volumes.map((v) => removeVolume(docker, v.Name)));
+  return { containers: containers.length, volumes: volumes.length };
+}
+
+function messageOf(error: unknown): string {
+  const e = error as { json?: { message?: string }; message?: string };
+  // docker-modem's "(HTTP code 500) server error - <the engine's message>": keep the engine's words.
+  return (e?.json?.message ?? e?.message ?? String(error)).replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number })?.statusCode;
+}
+
+async function removeContainer(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).remove({ force: true });
+  } catch (error) {
+    // 404: already gone; 409: the engine is already removing it.
+    if (statusOf(error) !== 404 && statusOf(error) !== 409) throw error;
+  }
+}
+
+async function removeVolume(docker: Docker, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await docker.getVolume(name).remove({ force: true });
+      return;
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      // 409 "volume is in use": a container removal the engine has not finished yet.
+      if (statusOf(error) !== 409 || attempt >= 5) throw error;
+      await delay(100 * attempt);
+    }
+  }
+}
+
+function slug(text: string): string {
+  return (
+    text
+      .replace(/[^a-zA-Z0-9_.-]+/g, '-')
+      .replace(/^[^a-zA-Z0-9]+/, '')
+      .slice(0, 40) || 'build'
+  );
+}
+
+async function ensureImage(docker: Docker, image: string, timeoutMs: number, signal: AbortSignal) {
+  try {
+    await docker.getImage(image).inspect();
+    return;
+  } catch (error) {
+    if (statusOf(error) !== 404) {
+      throw new DriverError(`cannot inspect image "${image}": ${messageOf(error)}`);
+    }
+  }
+  const limit = AbortSignal.timeout(timeoutMs);
+  const abort = AbortSignal.any([signal, limit]);
+  const failed = (why: string) => new DriverError(`cannot pull image "${image}": ${why}`);
+  const timedOut = () => failed(`no result after ${Math.round(timeoutMs / 1000)}s`);
+  try {
+    const stream = await docker.pull(image, { abortSignal: abort });
+    type PullEvent = { error?: string; errorDetail?: { message?: string } };
+    const events = await new Promise<PullEvent[]>((resolve, reject) => {
+      const onAbort = () => {
+        (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+        reject(limit.aborted ? timedOut() : new DriverError('stopped while pulling'));
+      };
+      if (abort.aborted) onAbort();
+      abort.addEventListener('abort', onAbort, { once: true });
+      docker.modem.followProgress(stream, (error: Error | null, output: PullEvent[]) => {
+        abort.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve(output);
+      });
+    });
+    const problem = events.find((event) => event.error !== undefined);
+    if (problem) throw failed(problem.errorDetail?.message ?? problem.error ?? 'unknown error');
+  } catch (error) {
+    if (error instanceof DriverError) throw error;
+    if (limit.aborted) throw timedOut();
+    if (signal.aborted) throw new DriverError('stopped while pulling');
+    throw failed(messageOf(error));
+  }
+  // Some registries end a pull "successfully" without the image: make sure it is there.
+  try {
+    await docker.getImage(image).inspect();
+  } catch (error) {
+    throw failed(`the engine does not have it after the pull (${messageOf(error)})`);
+  }
+}
+
+/** A Writable that hands every chunk to `output`. */
+function sink(output: (data: Buffer) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      output(chunk);
+      callback();
+    },
+  });
+}
+
+export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
+  const docker = dockerClient(options.host);
+  const ready: Promise<void> = options.cleanupLeftovers
+    ? cleanupLeftovers(docker, options.runnerName).then(
+        (result) => options.onCleanup?.(result),
+        (error: unknown) => options.onCleanup?.(error instanceof Error ? error : new Error(String(error))),
+      )
+    : Promise.resolve();
+
+  return {
+    type: 'docker',
+    ready,
+    async create(environment: DriverEnvironment, driverOptions: Record<string, string>) {
+      const image = driverOptions.image?.trim() ?? '';
+      const given = driverOptions.workspace ?? '';
+      const workspace = posix.normalize(given).replace(/(.)\/$/, '$1');
+      if (image === '') throw new DriverError('the docker driver needs an image (driver.image)');
+      if (!posix.isAbsolute(workspace) || workspace === '/') {
+        throw new DriverError(`the docker driver needs an absolute workspace other than /, got "${given}"`);
+      }
+      await ready;
+      const unreachable = await pingDocker(docker);
+      if (unreachable !== null) {
+        throw new DriverError(`cannot reach the Docker engine at ${options.host}: ${unreachable}`);
+      }
+      await ensureImage(docker, image, options.pullTimeoutMs, environment.signal);
+
+      const buildId = environment.env.KILN_BUILD_ID ?? 'unknown';
+      const volume = `kiln-${slug(buildId)}-${randomBytes(4).toString('hex')}`;
+      const labels = {
+        [LABEL_RUNNER]: options.runnerName,
+        [LABEL_BUILD]: buildId,
+        [LABEL_SESSION]: volume,
+      };
+      try {
+        await docker.createVolume({ Name: volume, Labels: labels });
+      } catch (error) {
+        throw new DriverError(`cannot create the workspace volume: ${messageOf(error)}`);
+      }
+      return createSession({ docker, options, environment, image, workspace, volume, labels });
+    },
+  };
+}
+
+interface SessionParts {
+  docker: Docker;
+  options: DockerDriverOptions;
+  environment: DriverEnvironment;
+  image: string;
+  workspace: string;
+  volume: string;
+  labels: Record<string, string>;
+}
+
+function createSession(parts: SessionParts): DockerSession {
+  const { docker, options, environment, image, workspace, volume, labels } = parts;
+  const containers = new Set<string>();
+  let jobs = 0;
+  let destroyed = false;
+
+  const hostConfig: Docker.HostConfig = {
+    Mounts: [{ Type: 'volume', Source: volume, Target: workspace }],
+    Privileged: false,
+    ...(options.memoryBytes > 0 ? { Memory: options.memoryBytes, MemorySwap: options.memoryBytes } : {}),
+    ...(options.nanoCpus > 0 ? { NanoCpus: options.nanoCpus } : {}),
+    ...(options.pidsLimit > 0 ? { PidsLimit: options.pidsLimit } : {}),
+  };
+
+  const newContainer = async (spec: Docker.ContainerCreateOptions, job: string) => {
+    if (destroyed) throw new Error('the docker environment was destroyed');
+    const container = await docker.createContainer({
+      ...spec,
+      name: `${volume}-${job}`,
+      Image: image,
+      WorkingDir: workspace,
+      Labels: { ...labels, [LABEL_JOB]: job },
+      HostConfig: hostConfig,
+    });
+    containers.add(container.id);
+    return container;
+  };
+  const dropContainer = async (id: string) => {
+    await removeContainer(docker, id);
+    containers.delete(id);
+  };
+
+  /** A path of the workspace, for the archive API; refuses paths that leave it. */
+  const inWorkspace = (path: string): string => {
+    const full = posix.resolve(workspace, path);
+    if (full !== workspace && !full.startsWith(`${workspace}/`)) {
+      throw new DriverError(`${path} is outside the workspace ${workspace}`);
+    }
+    return full;
+  };
+
+  const run = async (job: JobRun): Promise<JobResult> => {
+    if (job.signal.aborted) return { exitCode: KILLED_EXIT_CODE, aborted: true };
+    const number = ++jobs;
+    const env = { ...environment.env, ...job.env, CI: 'true', KILN: 'true', KILN_WORKSPACE: workspace };
+    const container = await newContainer(
+      {
+        Entrypoint: ['/bin/sh', '-c', `exec 2>&1; exec /bin/sh -e ${SCRIPT_PATH}`],
+        Cmd: [],
+        Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+        Tty: false,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: false,
+      },
+      `${number}-${slug(job.name)}`,
+    );
+    let aborted = false;
+    let started = false;
+    const kill = () => container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    const stop = () => {
+      aborted = true;
+      if (started) void kill();
+    };
+    job.signal.addEventListener('abort', stop, { once: true });
+    let stream: NodeJS.ReadWriteStream | null = null;
+    try {
+      const script = Buffer.from(job.script);
+      await container.putArchive(tarOneFile(SCRIPT_PATH.slice(1), script, script.length), { path: '/' });
+      stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      const ended = new Promise<void>((resolve) => {
+        stream!.once('end', resolve);
+        stream!.once('close', resolve);
+        stream!.once('error', () => resolve());
+      });
+      const out = sink(job.output);
+      docker.modem.demuxStream(stream, out, out);
+      if (aborted || job.signal.aborted) return { exitCode: KILLED_EXIT_CODE, aborted: true };
+      try {
+        await container.start();
+      } catch (error) {
+        job.output(Buffer.from(`kiln: cannot start the job's container: ${messageOf(error)}\n`));
+        return { exitCode: 127, aborted: false };
+      }
+      started = true;
+      // A stop that came while the engine was starting the container.
+      if (aborted) void kill();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      await Promise.race([ended, delay(OUTPUT_DRAIN_MS)]);
+      if (!aborted && StatusCode === KILLED_EXIT_CODE) {
+        const state = await container.inspect().then(
+          (info) => info.State,
+          () => null,
+        );
+        if (state?.OOMKilled) {
+          job.output(
+            Buffer.from(`\nkiln: the job ran out of memory (limit ${formatBytes(options.memoryBytes)})\n`),
+          );
+        }
+      }
+      return { exitCode: StatusCode, aborted };
+    } finally {
+      job.signal.removeEventListener('abort', stop);
+      (stream as { destroy?: () => void } | null)?.destroy?.();
+      await dropContainer(container.id).catch(() => undefined);
+    }
+  };
+
+  return {
+    description: `${image}, workspace ${workspace} (volume ${volume})`,
+    image,
+    workspace,
+    volume,
+    run,
+    async putFile(path, content, size, mode = 0o644) {
+      const full = inWorkspace(path);
+      const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `put-${++jobs}`);
+      try {
+        await container.putArchive(tarOneFile(full.slice(1), content, size, mode), { path: '/' });
+      } finally {
+        await dropContainer(container.id).catch(() => undefined);
+      }
+    },
+    async getArchive(path) {
+      const full = inWorkspace(path);
+      const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `get-${++jobs}`);
+      try {
+        const stream = await container.getArchive({ path: full });
+        // The container must live until the archive is read; destroy() removes it if it never is.
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          dropContainer(container.id).catch(() => undefined);
+        };
+        for (const event of ['end', 'close', 'error']) stream.once(event, release);
+        return stream;
+      } catch (error) {
+        await dropContainer(container.id).catch(() => undefined);
+        throw error;
+      }
+    },
+    async destroy() {
+      destroyed = true;
+      const listed = await docker
+        .listContainers({ all: true, filters: { label: [`${LABEL_SESSION}=${volume}`] } })
+        .catch(() => []);
+      const ids = new Set([...containers, ...listed.map((c) => c.Id)]);
+      await Promise.all([...ids].map((id) => dropContainer(id)));
+      await removeVolume(docker, volume);
+    },
+  };
+}
+
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [
+    ['g', 1024 ** 3],
+    ['m', 1024 ** 2],
+    ['k', 1024],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes} bytes`;
+}

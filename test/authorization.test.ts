@@ -1,0 +1,491 @@
+/**
+ * Who may do what, for every root field of the schema: an anonymous caller, a user outside the
+ * namespace, a collaborator, the owner, and the owner's token without the needed scope. The cases are
+ * checked against the printed schema's root fields, so a new query, mutation or subscription
+ * without a rule here fails this test.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildSchema } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, signUpAndLogIn, startTestApp, type TestApp } from './testkit/app.ts';
+import { available } from './testkit/services.ts';
+
+const WHO = ['anonymous', 'outsider', 'collaborator', 'owner', 'scopeless'] as const;
+type Who = (typeof WHO)[number];
+
+/**
+ * What came back: `ok` (the field's data), `hidden` (null, an empty list, a NotFoundError or a
+ * NOT_FOUND error: as if it did not exist), `refused` (another expected error of the result union),
+ * `unauthenticated` or `forbidden` (errors with those codes).
+ */
+type Outcome = 'ok' | 'hidden' | 'refused' | 'unauthenticated' | 'forbidden';
+
+type Response = {
+  data?: Record<string, unknown> | null;
+  errors?: { message: string; extensions?: { code?: string } }[];
+};
+
+function judge(field: string, res: Response, emptyIsHidden = true): Outcome {
+  const code = res.errors?.[0]?.extensions?.code;
+  if (code === 'UNAUTHENTICATED') return 'unauthenticated';
+  if (code === 'FORBIDDEN') return 'forbidden';
+  if (code === 'NOT_FOUND') return 'hidden';
+  if (res.errors?.length) throw new Error(`${field}: unexpected errors ${JSON.stringify(res.errors)}`);
+  const value = res.data?.[field] as unknown;
+  if (value === null || value === undefined) return 'hidden';
+  if (emptyIsHidden && Array.isArray(value) && value.length === 0) return 'hidden';
+  if (typeof value === 'object' && value !== null) {
+    const typename = (value as { __typename?: string }).__typename;
+    if (typename === 'NotFoundError') return 'hidden';
+    if (typename === 'ManifestError' || typename === 'InputError') return 'refused';
+    const edges = (value as { edges?: unknown[] }).edges;
+    if (emptyIsHidden && Array.isArray(edges) && edges.length === 0) return 'hidden';
+  }
+  return 'ok';
+}
+
+interface Case {
+  /** Runs the operation as `who` and says what came back. */
+  run(who: Who): Promise<Outcome>;
+  expect: Record<Who, Outcome>;
+}
+
+const everyone = (o: Outcome): Record<Who, Outcome> => ({
+  anonymous: o,
+  outsider: o,
+  collaborator: o,
+  owner: o,
+  scopeless: o,
+});
+/** Only the owner (and its token, when it holds the scope) may. */
+const ownerOnly: Record<Who, Outcome> = {
+  anonymous: 'unauthenticated',
+  outsider: 'hidden',
+  collaborator: 'hidden',
+  owner: 'ok',
+  scopeless: 'forbidden',
+};
+/** Owner and collaborators may; others do not even see it. */
+const members: Record<Who, Outcome> = {
+  anonymous: 'hidden',
+  outsider: 'hidden',
+  collaborator: 'ok',
+  owner: 'ok',
+  scopeless: 'forbidden',
+};
+
+describe.runIf(available('postgres'))('authorization of every query, mutation and subscription', () => {
+  let t: TestApp;
+  const tokens = {} as Record<Exclude<Who, 'anonymous'>, string>;
+  let buildId = '';
+  let killedBuildId = '';
+  const invites = {} as Record<'accept' | 'reject', Partial<Record<Who, string>>>;
+  const ownTokens: Partial<Record<Who, string>> = {};
+  const secretIds = { variable: {} as Partial<Record<Who, string>>, key: {} as Partial<Record<Who, string>> };
+  const KEY =
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+  /** Variables and keys: owner and collaborators manage them; others do not see the namespace. */
+  const secretRule: Record<Who, Outcome> = { ...members, anonymous: 'unauthenticated' };
+
+  const token = (who: Who) => (who === 'anonymous' ? null : tokens[who]);
+  const gql = (who: Who, query: string, variables: Record<string, unknown> = {}) =>
+    t.gql(query, variables, token(who)) as Promise<Response>;
+
+  async function subscribe(who: Who, field: string, query: string, variables: Record<string, unknown>) {
+    await t.listen();
+    const sub = collect<Record<string, unknown>>(t.ws(token(who)), query, variables);
+    await Promise.race([sub.done, new Promise((r) => setTimeout(r, 500))]);
+    sub.stop();
+    const error = sub.errors[0] as { extensions?: { code?: string } } | undefined;
+    if (error) return judge(field, { errors: [{ message: '', extensions: error.extensions }] });
+    return 'ok' as const;
+  }
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    for (const who of ['owner', 'collaborator', 'outsider'] as const)
+      tokens[who] = await signUpAndLogIn(t, who);
+    const owner = (q: string, v: Record<string, unknown> = {}) =>
+      t.gql(q, v, tokens.owner) as Promise<Response>;
+    await owner('mutation { createNamespace(input: { path: "team" }) { __typename } }');
+    const invite = await owner(
+      'mutation { inviteCollaborator(input: { path: "team", username: "collaborator" }) { ... on InviteCollaboratorSuccess { invite { id } } } }',
+    );
+    const inviteId = (invite.data!.inviteCollaborator as { invite: { id: string } }).invite.id;
+    await t.gql(
+      `mutation { acceptInvite(input: { id: "${inviteId}" }) { __typename } }`,
+      {},
+      tokens.collaborator,
+    );
+    const scoped = await owner(
+      'mutation { createToken(input: { name: "no scope", scopes: ["runner:read"] }) { ... on CreateTokenSuccess { token } } }',
+    );
+    tokens.scopeless = (scoped.data!.createToken as { token: string }).token;
+    const submit = async () => {
+      const res = await owner(
+        `mutation ($m: String!) { submitBuild(input: { manifest: $m, namespace: "team" }) {
+          ... on SubmitBuildSuccess { build { id } } } }`,
+        { m: 'driver: {type: os}\nstages: [s]\njobs: [{stage: s, commands: [echo]}]\n' },
+      );
+      return (res.data!.submitBuild as { build: { id: string } }).build.id;
+    };
+    buildId = await submit();
+    killedBuildId = await submit();
+    await owner('mutation ($id: ID!) { killBuild(input: { buildId: $id }) { __typename } }', {
+      id: killedBuildId,
+    });
+    // Invites for each signed-in principal to answer, from another user's namespaces.
+    const inviter = await signUpAndLogIn(t, 'inviter');
+    for (const kind of ['accept', 'reject'] as const) {
+      invites[kind] = {};
+      await t.gql(`mutation { createNamespace(input: { path: "${kind}" }) { __typename } }`, {}, inviter);
+      for (const who of ['outsider', 'collaborator', 'owner'] as const) {
+        const res = (await t.gql(
+          `mutation { inviteCollaborator(input: { path: "${kind}", username: "${who}" }) {
+            ... on InviteCollaboratorSuccess { invite { id } } } }`,
+          {},
+          inviter,
+        )) as Response;
+        invites[kind][who] = (res.data!.inviteCollaborator as { invite: { id: string } }).invite.id;
+      }
+      invites[kind].scopeless = invites[kind].owner;
+    }
+    for (const who of WHO) {
+      const v = await owner(
+        `mutation { createVariable(input: { namespace: "team", key: "DEL_${who}", value: "v" }) {
+          ... on CreateVariableSuccess { variable { id } } } }`,
+      );
+      secretIds.variable[who] = (v.data!.createVariable as { variable: { id: string } }).variable.id;
+      const k = await owner(
+        `mutation ($k: String!) { createKey(input: { namespace: "team", name: "del${who}", privateKey: $k }) {
+          ... on CreateKeySuccess { key { id } } } }`,
+        { k: KEY },
+      );
+      secretIds.key[who] = (k.data!.createKey as { key: { id: string } }).key.id;
+      await owner(`mutation { createNamespace(input: { path: "gone${who}" }) { __typename } }`);
+      const made = await owner(
+        `mutation { createToken(input: { name: "revoke ${who}", scopes: [] }) { ... on CreateTokenSuccess { accessToken { id } } } }`,
+      );
+      ownTokens[who] = (made.data!.createToken as { accessToken: { id: string } }).accessToken.id;
+    }
+  });
+
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  const cases: Record<string, Case> = {
+    'Query.viewer': {
+      run: async (who) => judge('viewer', await gql(who, '{ viewer { username } }')),
+      expect: { ...everyone('ok'), anonymous: 'hidden' },
+    },
+    'Query.build': {
+      run: async (who) =>
+        judge('build', await gql(who, 'query ($id: ID!) { build(id: $id) { id } }', { id: buildId })),
+      expect: members,
+    },
+    'Query.builds': {
+      run: async (who) =>
+        judge('builds', await gql(who, '{ builds(namespace: "owner@team") { edges { node { id } } } }')),
+      expect: members,
+    },
+    'Query.node': {
+      run: async (who) =>
+        judge('node', await gql(who, 'query ($id: ID!) { node(id: $id) { id } }', { id: buildId })),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'forbidden',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Query.namespace': {
+      run: async (who) => judge('namespace', await gql(who, '{ namespace(path: "owner@team") { path } }')),
+      expect: members,
+    },
+    'Query.namespaces': {
+      run: async (who) => {
+        const res = await gql(who, '{ namespaces { path owner { username } } }');
+        const outcome = judge('namespaces', res);
+        if (outcome !== 'ok') return outcome;
+        const team = (res.data!.namespaces as { path: string; owner: { username: string } }[]).some(
+          (n) => n.path === 'team' && n.owner.username === 'owner',
+        );
+        return team ? 'ok' : 'hidden';
+      },
+      expect: { ...members, anonymous: 'unauthenticated' },
+    },
+    'Mutation.signUp': {
+      run: async (who) =>
+        judge(
+          'signUp',
+          await gql(
+            who,
+            `mutation { signUp(input: { username: "new${who}", password: "long enough" }) { __typename } }`,
+          ),
+        ),
+      expect: everyone('ok'),
+    },
+    'Mutation.logIn': {
+      run: async (who) =>
+        judge(
+          'logIn',
+          await gql(
+            who,
+            'mutation { logIn(input: { username: "inviter", password: "password-inviter" }) { __typename } }',
+          ),
+        ),
+      expect: everyone('ok'),
+    },
+    'Mutation.logOut': {
+      run: async (who) => {
+        // A fresh session of that user, so the shared ones stay valid.
+        const fresh =
+          who === 'anonymous' || who === 'scopeless'
+            ? token(who)
+            : (
+                (
+                  (await t.gql(
+                    `mutation { logIn(input: { username: "${who}", password: "password-${who}" }) { ... on LogInSuccess { token } } }`,
+                    {},
+                    null,
+                  )) as Response
+                ).data!.logIn as { token: string }
+              ).token;
+        return judge('logOut', (await t.gql('mutation { logOut }', {}, fresh)) as Response);
+      },
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
+    },
+    'Mutation.changePassword': {
+      run: async (who) => {
+        const current = who === 'scopeless' ? 'password-owner' : `password-${who}`;
+        return judge(
+          'changePassword',
+          await gql(
+            who,
+            `mutation { changePassword(input: { currentPassword: "${current}", newPassword: "${current}" }) { __typename } }`,
+          ),
+        );
+      },
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated', scopeless: 'refused' },
+    },
+    'Mutation.createToken': {
+      run: async (who) =>
+        judge(
+          'createToken',
+          await gql(who, 'mutation { createToken(input: { name: "x", scopes: [] }) { __typename } }'),
+        ),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
+    },
+    'Mutation.createRunnerToken': {
+      run: async (who) =>
+        judge(
+          'createRunnerToken',
+          await gql(who, 'mutation { createRunnerToken(input: { name: "r" }) { __typename } }'),
+        ),
+      // Admins only; the owner here is not one (the bootstrap admin is).
+      expect: { ...everyone('forbidden'), anonymous: 'unauthenticated' },
+    },
+    'Mutation.revokeToken': {
+      run: async (who) =>
+        judge(
+          'revokeToken',
+          await gql(who, 'mutation ($id: ID!) { revokeToken(input: { id: $id }) { __typename } }', {
+            id: ownTokens[who],
+          }),
+        ),
+      expect: { ...ownerOnly, scopeless: 'ok' },
+    },
+    'Mutation.createNamespace': {
+      run: async (who) =>
+        judge(
+          'createNamespace',
+          await gql(who, `mutation { createNamespace(input: { path: "made${who}" }) { __typename } }`),
+        ),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated', scopeless: 'forbidden' },
+    },
+    'Mutation.updateNamespace': {
+      run: async (who) =>
+        judge(
+          'updateNamespace',
+          await gql(
+            who,
+            'mutation { updateNamespace(input: { path: "owner@team", visibility: PRIVATE }) { __typename } }',
+          ),
+        ),
+      expect: ownerOnly,
+    },
+    'Mutation.deleteNamespace': {
+      run: async (who) =>
+        judge(
+          'deleteNamespace',
+          await gql(who, `mutation { deleteNamespace(input: { path: "owner@gone${who}" }) { __typename } }`),
+        ),
+      expect: ownerOnly,
+    },
+    'Mutation.inviteCollaborator': {
+      run: async (who) =>
+        judge(
+          'inviteCollaborator',
+          await gql(
+            who,
+            'mutation { inviteCollaborator(input: { path: "owner@team", username: "outsider" }) { __typename } }',
+          ),
+        ),
+      expect: ownerOnly,
+    },
+    'Mutation.removeCollaborator': {
+      run: async (who) =>
+        judge(
+          'removeCollaborator',
+          await gql(
+            who,
+            'mutation { removeCollaborator(input: { path: "owner@team", username: "nobody" }) { __typename } }',
+          ),
+        ),
+      // The owner is told there is no such user: still an answer only the owner gets.
+      expect: { ...ownerOnly, owner: 'hidden' },
+    },
+    'Mutation.acceptInvite': {
+      run: async (who) =>
+        judge(
+          'acceptInvite',
+          await gql(who, 'mutation ($id: ID!) { acceptInvite(input: { id: $id }) { __typename } }', {
+            id: invites.accept[who] ?? 'none',
+          }),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'ok',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.rejectInvite': {
+      run: async (who) =>
+        judge(
+          'rejectInvite',
+          await gql(who, 'mutation ($id: ID!) { rejectInvite(input: { id: $id }) { __typename } }', {
+            id: invites.reject[who] ?? 'none',
+          }),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'ok',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.submitBuild': {
+      run: async (who) =>
+        judge(
+          'submitBuild',
+          await gql(
+            who,
+            `mutation ($m: String!) { submitBuild(input: { manifest: $m, namespace: "owner@team" }) { __typename } }`,
+            { m: 'driver: {type: os}\nstages: [s]\njobs: [{stage: s, commands: [echo]}]\n' },
+          ),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'refused',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.killBuild': {
+      run: async (who) =>
+        judge(
+          'killBuild',
+          await gql(who, 'mutation ($id: ID!) { killBuild(input: { buildId: $id }) { __typename } }', {
+            id: buildId,
+          }),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'hidden',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.createVariable': {
+      run: async (who) =>
+        judge(
+          'createVariable',
+          await gql(
+            who,
+            `mutation { createVariable(input: { namespace: "owner@team", key: "C_${who}", value: "v" }) { __typename } }`,
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteVariable': {
+      run: async (who) =>
+        judge(
+          'deleteVariable',
+          await gql(who, 'mutation ($id: ID!) { deleteVariable(input: { id: $id }) { __typename } }', {
+            id: secretIds.variable[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.createKey': {
+      run: async (who) =>
+        judge(
+          'createKey',
+          await gql(
+            who,
+            `mutation ($k: String!) { createKey(input: { namespace: "owner@team", name: "c${who}", privateKey: $k }) { __typename } }`,
+            { k: KEY },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteKey': {
+      run: async (who) =>
+        judge(
+          'deleteKey',
+          await gql(who, 'mutation ($id: ID!) { deleteKey(input: { id: $id }) { __typename } }', {
+            id: secretIds.key[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Subscription.buildLog': {
+      run: (who) =>
+        subscribe(who, 'buildLog', 'subscription ($id: ID!) { buildLog(buildId: $id) { cursor } }', {
+          id: killedBuildId,
+        }),
+      expect: members,
+    },
+    'Subscription.buildUpdated': {
+      run: (who) =>
+        subscribe(who, 'buildUpdated', 'subscription ($id: ID!) { buildUpdated(buildId: $id) { id } }', {
+          id: buildId,
+        }),
+      expect: members,
+    },
+  };
+
+  it('has a rule for every root field of the schema', () => {
+    const schema = buildSchema(readFileSync(path.resolve(import.meta.dirname, '../schema.graphql'), 'utf8'));
+    const fields = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap(
+      (type) => (type ? Object.keys(type.getFields()).map((f) => `${type.name}.${f}`) : []),
+    );
+    expect(fields.filter((f) => !(f in cases)).sort()).toEqual([]);
+  });
+
+  for (const [field, c] of Object.entries(cases)) {
+    it(`${field}: ${WHO.map((w) => `${w} → ${c.expect[w]}`).join(', ')}`, async () => {
+      const got = {} as Record<Who, Outcome>;
+      for (const who of WHO) got[who] = await c.run(who);
+      expect(got).toEqual(c.expect);
+    });
+  }
+});
