@@ -4,6 +4,10 @@
  *
  * - `build:<id>`: the build or one of its jobs changed status (payload: the state after the change).
  * - `build:<id>:log`: a log chunk of the build, as the runner published it.
+ *
+ * The last few log chunks of each build stay replayable for a short while (RECENT_LOG_MS, at most
+ * RECENT_LOG_CHUNKS a build): a subscriber that arrives just after a chunk was published (a client
+ * watching a build it has just submitted) gets it at once instead of waiting for it to be stored.
  */
 import type { BuildUpdated, LogChunkEvent } from '../../runner/contract/messages.ts';
 
@@ -11,23 +15,45 @@ export type PubSubEvent = { topic: 'build'; update: BuildUpdated } | { topic: 'l
 
 type Listener = (event: PubSubEvent) => void;
 
+/** How long a published log chunk can be replayed to a late subscriber. */
+export const RECENT_LOG_MS = 2_000;
+/** The newest chunks of a build kept for replay (64 KiB at most each). */
+export const RECENT_LOG_CHUNKS = 8;
+
 export class PubSub {
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** By log topic, in order of last publish: the stalest topics come first. */
+  private readonly recent = new Map<string, { event: PubSubEvent; at: number }[]>();
 
   publishBuild(update: BuildUpdated): void {
     this.emit(`build:${update.buildId}`, { topic: 'build', update });
   }
 
   publishLog(chunk: LogChunkEvent): void {
-    this.emit(`build:${chunk.buildId}:log`, { topic: 'log', chunk });
+    const topic = `build:${chunk.buildId}:log`;
+    const event: PubSubEvent = { topic: 'log', chunk };
+    this.remember(topic, event);
+    this.emit(topic, event);
   }
 
   /**
    * Events of the given topics, buffered from the moment of the call until the iterator is
-   * returned or `signal` aborts, so nothing published after subscribing is missed.
+   * returned or `signal` aborts, so nothing published after subscribing is missed. With `replay`,
+   * the recent log chunks of those topics come first (they may also be stored already: the
+   * subscriber dedupes).
    */
-  subscribe(topics: string[], signal?: AbortSignal): AsyncIterableIterator<PubSubEvent> {
+  subscribe(
+    topics: string[],
+    signal?: AbortSignal,
+    opts: { replay?: boolean } = {},
+  ): AsyncIterableIterator<PubSubEvent> {
     const buffer: PubSubEvent[] = [];
+    if (opts.replay) {
+      const since = performance.now() - RECENT_LOG_MS;
+      for (const topic of topics) {
+        for (const { event, at } of this.recent.get(topic) ?? []) if (at >= since) buffer.push(event);
+      }
+    }
     let wake: (() => void) | null = null;
     let done = false;
     const listener: Listener = (event) => {
@@ -69,6 +95,19 @@ export class PubSub {
       },
     };
     return iterator;
+  }
+
+  private remember(topic: string, event: PubSubEvent): void {
+    const now = performance.now();
+    const recent = this.recent.get(topic) ?? [];
+    recent.push({ event, at: now });
+    if (recent.length > RECENT_LOG_CHUNKS) recent.shift();
+    this.recent.delete(topic);
+    this.recent.set(topic, recent);
+    for (const [stale, events] of this.recent) {
+      if (events.at(-1)!.at >= now - RECENT_LOG_MS) break;
+      this.recent.delete(stale);
+    }
   }
 
   private emit(topic: string, event: PubSubEvent): void {
