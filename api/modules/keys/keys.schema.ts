@@ -37,7 +37,8 @@ SshKeyRef.implement({
 builder.objectField(NamespaceRef, 'sshKeys', (t) =>
   t.field({
     type: [SshKeyRef],
-    description: "The namespace's SSH keys, oldest first: every build in the namespace gets them.",
+    description:
+      "The namespace's SSH keys, oldest first: every build in the namespace gets them (owner and collaborators only).",
     authScopes: async (ns, _args, ctx) => hasScope(ctx.auth.scopes, 'key:read') && ctx.access.canWrite(ns),
     resolve: (ns, _args, ctx) => listKeys(ctx.em, { ownerId: ns.owner.id, namespaceId: ns.id }),
   }),
