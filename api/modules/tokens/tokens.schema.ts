@@ -43,6 +43,21 @@ builder.objectField(UserRef, 'tokens', (t) =>
   }),
 );
 
+builder.objectField(UserRef, 'sessions', (t) =>
+  t.field({
+    type: [AccessTokenRef],
+    description:
+      "The user's signed-in sessions that have not expired or been revoked, newest first (its own user only); revoke one with revokeToken.",
+    authScopes: (user, _args, ctx) => ctx.auth.viewer?.id === user.id || ctx.auth.viewer?.isAdmin === true,
+    resolve: (user, _args, ctx) =>
+      ctx.em.find(
+        AccessTokenSchema,
+        { user: user.id, kind: 'SESSION', revokedAt: null, expiresAt: { $gt: new Date() } },
+        { orderBy: { createdAt: 'desc' }, disableIdentityMap: true },
+      ),
+  }),
+);
+
 const CreateTokenInput = builder.inputType('CreateTokenInput', {
   fields: (t) => ({
     name: t.string({ required: true }),

@@ -82,6 +82,31 @@ describe.runIf(available('postgres'))('accounts and sessions', () => {
     expect(after.errors[0].extensions.code).toBe('UNAUTHENTICATED');
   });
 
+  it('lists the sessions of a user, and revoking one signs it out', async () => {
+    const first = await signUpAndLogIn(t, 'twice');
+    const second = (
+      await t.gql<{ logIn: { token: string } }>(LOGIN, { u: 'twice', p: 'password-twice' }, null)
+    ).data!.logIn.token;
+    const listed = await t.gql<{ viewer: { sessions: { id: string }[] } }>(
+      '{ viewer { sessions { id } } }',
+      {},
+      second,
+    );
+    expect(listed.data!.viewer.sessions).toHaveLength(2);
+    // The newest is `second`: revoke the other one from it.
+    const other = listed.data!.viewer.sessions[1]!.id;
+    const revoked = await t.gql<{ revokeToken: { __typename: string } }>(
+      'mutation ($id: ID!) { revokeToken(input: { id: $id }) { __typename } }',
+      { id: other },
+      second,
+    );
+    expect(revoked.data!.revokeToken.__typename).toBe('RevokeTokenSuccess');
+    expect((await t.gql('{ viewer { id } }', {}, first)).errors?.[0]?.extensions?.code).toBe(
+      'UNAUTHENTICATED',
+    );
+    expect((await t.gql('{ viewer { id } }', {}, second)).errors).toBeUndefined();
+  });
+
   it('refuses an expired session and a revoked token', async () => {
     const token = await signUpAndLogIn(t, 'expiring');
     expect((await t.gql('{ viewer { username } }', {}, token)).errors).toBeUndefined();
