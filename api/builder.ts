@@ -15,10 +15,33 @@ import type { Context } from './context.ts';
 
 const pascal = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
+/** A file of a GraphQL multipart request (graphql-yoga parses the multipart request spec). */
+export interface UploadedFile {
+  name: string;
+  type: string;
+  size: number;
+  stream(): { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; releaseLock(): void } };
+}
+
+/** The bytes of an upload, as they are read. */
+export async function* uploadChunks(file: UploadedFile): AsyncGenerator<Uint8Array> {
+  const reader = file.stream().getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      if (value) yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
 export const builder = new SchemaBuilder<{
   Context: Context;
   Scalars: {
     DateTime: { Input: Date; Output: Date };
+    File: { Input: UploadedFile; Output: never };
     ID: { Input: string; Output: string };
   };
   DefaultFieldNullability: false;
@@ -83,6 +106,29 @@ builder.scalarType('DateTime', {
     const date = new Date(ast.value);
     if (Number.isNaN(date.getTime())) throw new GraphQLError(`invalid DateTime: ${ast.value}`);
     return date;
+  },
+});
+
+builder.scalarType('File', {
+  description:
+    'An uploaded file: send the operation as a GraphQL multipart request (multipart/form-data), with the file in a part mapped to this variable.',
+  serialize: () => {
+    throw new GraphQLError('File is for input only');
+  },
+  parseValue: (value) => {
+    const file = value as Partial<UploadedFile> | null;
+    if (
+      !file ||
+      typeof file !== 'object' ||
+      typeof file.stream !== 'function' ||
+      typeof file.size !== 'number'
+    ) {
+      throw new GraphQLError('a File must be sent as a part of a multipart request');
+    }
+    return file as UploadedFile;
+  },
+  parseLiteral: () => {
+    throw new GraphQLError('a File must be sent as a part of a multipart request, not written in the query');
   },
 });
 

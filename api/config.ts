@@ -31,6 +31,17 @@ const ApiConfigSchema = z.object({
   KILN_SIGNUP: z.enum(['true', 'false']).default('true'),
   KILN_RATE_LIMIT: z.coerce.number().int().min(0).default(1200),
   KILN_SESSION_TTL_HOURS: z.coerce.number().positive().default(168),
+  KILN_FILES_DIR: z.string().optional(),
+  KILN_OBJECT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(5 * 1024 * 1024),
+  KILN_ARTIFACT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(50 * 1024 * 1024),
 });
 
 export interface ApiConfig {
@@ -51,6 +62,12 @@ export interface ApiConfig {
   /** Requests per minute per token (or anonymous address); 0: unlimited. */
   rateLimit: number;
   sessionTtlMs: number;
+  /** Where objects and artifacts are stored (content-addressed); default `<dataDir>/files`. */
+  filesDir: string;
+  /** Largest object upload. */
+  objectMaxBytes: number;
+  /** Largest artifact; runners truncate larger files to it. */
+  artifactMaxBytes: number;
 }
 
 export type ConfigResult = { ok: true; config: ApiConfig } | { ok: false; problems: string[] };
@@ -86,6 +103,9 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       signup: e.KILN_SIGNUP === 'true',
       rateLimit: e.KILN_RATE_LIMIT,
       sessionTtlMs: Math.round(e.KILN_SESSION_TTL_HOURS * 3_600_000),
+      filesDir: path.resolve(e.KILN_FILES_DIR ?? path.join(e.KILN_DATA_DIR, 'files')),
+      objectMaxBytes: e.KILN_OBJECT_MAX_BYTES,
+      artifactMaxBytes: e.KILN_ARTIFACT_MAX_BYTES,
     },
   };
 }

@@ -8,14 +8,18 @@ import type { Access } from './auth/access.ts';
 import type { Auth } from './auth/principal.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { PubSub } from './events/pubsub.ts';
+import type { ArtifactService } from './modules/artifacts/artifacts.service.ts';
 import type { BuildService } from './modules/builds/builds.service.ts';
 import type { NamespaceService } from './modules/namespaces/namespaces.service.ts';
+import type { ObjectService } from './modules/objects/objects.service.ts';
 import type { UserService } from './modules/users/users.service.ts';
 
 export interface Services {
   builds: BuildService;
   namespaces: NamespaceService;
   users: UserService;
+  objects: ObjectService;
+  artifacts: ArtifactService;
 }
 
 export interface Context {

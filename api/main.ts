@@ -10,6 +10,7 @@ import { createBroker } from '../runner/contract/create-broker.ts';
 import { loadSecretBox } from './auth/secret-box.ts';
 import type { ApiConfig } from './config.ts';
 import { type Database, openDatabase } from './db/orm.ts';
+import { createFsFileStore } from './files/file-store.ts';
 import { bootstrapAdmin } from './modules/tokens/tokens.service.ts';
 import { type App, buildApp } from './server.ts';
 
@@ -54,6 +55,10 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     signup: config.signup,
     rateLimit: config.rateLimit,
     sessionTtlMs: config.sessionTtlMs,
+    files: await createFsFileStore(config.filesDir),
+    objectMaxBytes: config.objectMaxBytes,
+    artifactMaxBytes: config.artifactMaxBytes,
+    publicUrl: config.publicUrl,
   });
   const { url } = await app.start(config.port, config.host);
   logger.info(

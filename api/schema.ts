@@ -1,8 +1,10 @@
 /** The whole schema: every module's types, registered on import. */
 import { builder } from './builder.ts';
+import './modules/artifacts/artifacts.schema.ts';
 import './modules/builds/builds.schema.ts';
 import './modules/keys/keys.schema.ts';
 import './modules/namespaces/namespaces.schema.ts';
+import './modules/objects/objects.schema.ts';
 import './modules/tokens/tokens.schema.ts';
 import './modules/users/users.schema.ts';
 import './modules/variables/variables.schema.ts';

@@ -1,6 +1,7 @@
 /**
  * The `serve` process as a value: `buildApp(deps)` wires the GraphQL API (HTTP and graphql-ws on
- * /graphql), health endpoints and background services around a database and a broker it is given;
+ * /graphql), the artifact and runner endpoints, health endpoints and background services (ingester,
+ * outbox sweeper, watchdog, curator) around a database, a broker and a file store it is given;
  * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -19,10 +20,19 @@ import type { Context } from './context.ts';
 import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
+import type { FileStore } from './files/file-store.ts';
+import { startCurator } from './jobs/curator.ts';
 import { startOutboxSweeper } from './jobs/outbox-sweeper.ts';
 import { startWatchdog } from './jobs/watchdog.ts';
+import { createFilesHttp } from './modules/artifacts/artifacts.http.ts';
+import {
+  ArtifactService,
+  type CurateResult,
+  DEFAULT_ARTIFACT_MAX_BYTES,
+} from './modules/artifacts/artifacts.service.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
+import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
 import { serveConsole } from './web-console.ts';
@@ -39,6 +49,14 @@ export interface AppDeps {
   /** Requests a token (or an anonymous address) may make per minute; 0: no limit. */
   rateLimit?: number;
   sessionTtlMs?: number;
+  /** Where the bytes of objects and artifacts are kept. */
+  files: FileStore;
+  /** Largest object upload (KILN_OBJECT_MAX_BYTES); default 5 MiB. */
+  objectMaxBytes?: number;
+  /** Largest artifact (KILN_ARTIFACT_MAX_BYTES); default 50 MiB. */
+  artifactMaxBytes?: number;
+  /** The URL runners reach this api at (KILN_PUBLIC_URL); default: the URL it listens on. */
+  publicUrl?: string;
 }
 
 export interface App {
@@ -54,8 +72,13 @@ export interface App {
     sweepOutbox(): Promise<number>;
     /** Times out builds of runners that went silent; returns their ids. */
     checkLostRunners(): Promise<string[]>;
+    /** One curator pass: deletes artifacts past their owners' cleanup limits, and unused blobs. */
+    curate(): Promise<CurateResult>;
   };
 }
+
+/** Room for the other parts of a multipart upload (operations, map) besides the file. */
+const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
 function yogaLogger(logger: Logger): YogaLogger {
   return {
@@ -67,14 +90,34 @@ function yogaLogger(logger: Logger): YogaLogger {
   };
 }
 
+function isMultipart(req: IncomingMessage): boolean {
+  return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/');
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { database, broker, logger } = deps;
   const orm = database.orm;
   const pubsub = new PubSub();
   const namespaces = new NamespaceService();
+  const objectMaxBytes = deps.objectMaxBytes ?? DEFAULT_OBJECT_MAX_BYTES;
+  const artifactMaxBytes = deps.artifactMaxBytes ?? DEFAULT_ARTIFACT_MAX_BYTES;
+  const objects = new ObjectService({ store: deps.files, maxBytes: objectMaxBytes });
+  const artifacts = new ArtifactService({ store: deps.files, maxBytes: artifactMaxBytes });
+  let listenUrl: string | null = null;
   const services = {
-    builds: new BuildService({ broker, drivers: deps.drivers, logger, secrets: deps.secrets, namespaces }),
+    builds: new BuildService({
+      broker,
+      drivers: deps.drivers,
+      logger,
+      secrets: deps.secrets,
+      namespaces,
+      objects,
+      apiUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
+      artifactMaxBytes,
+    }),
     namespaces,
+    objects,
+    artifacts,
     users: new UserService({
       signup: deps.signup ?? true,
       sessionTtlMs: deps.sessionTtlMs ?? SESSION_TTL_MS,
@@ -122,6 +165,27 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const consumers: Consumer[] = [];
   const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
   const watchdog = startWatchdog({ orm, broker, logger });
+  const curator = startCurator({ orm, artifacts, logger });
+  const filesHttp = createFilesHttp({
+    orm,
+    secrets: deps.secrets,
+    artifacts,
+    objects,
+    logger,
+    contextOf: (req) =>
+      contextFor(
+        {
+          authorization: req.headers.authorization ?? null,
+          cookie: req.headers.cookie ?? null,
+          http: {
+            method: req.method ?? 'GET',
+            csrf: (req.headers[CSRF_HEADER] as string | undefined) ?? null,
+          },
+        },
+        req.socket.remoteAddress ?? 'local',
+        false,
+      ),
+  });
   let server: Server | null = null;
   let wss: WebSocketServer | null = null;
 
@@ -139,6 +203,27 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         .end(JSON.stringify({ database: db, broker: mq }));
       return;
     }
+    if (await filesHttp(req, res, url)) return;
+    if (req.method === 'POST' && url.pathname === '/graphql' && isMultipart(req)) {
+      // yoga reads a multipart body whole before resolvers run: bound it by the upload limit.
+      const length = Number(req.headers['content-length']);
+      if (!Number.isFinite(length)) {
+        res
+          .writeHead(411, { 'content-type': 'application/json' })
+          .end('{"errors":[{"message":"a multipart request needs a Content-Length"}]}');
+        return;
+      }
+      if (length > objectMaxBytes + MULTIPART_OVERHEAD_BYTES) {
+        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(
+          JSON.stringify({
+            errors: [
+              { message: `an upload is at most ${objectMaxBytes} bytes`, extensions: { code: 'TOO_LARGE' } },
+            ],
+          }),
+        );
+        return;
+      }
+    }
     if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname !== '/graphql') {
       serveConsole(req, res, url.pathname);
       return;
@@ -150,11 +235,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     fetch: (request) => yoga.fetch(request),
     services,
     pubsub,
-    maintenance: { sweepOutbox: () => sweeper.sweep(), checkLostRunners: () => watchdog.check() },
+    maintenance: {
+      sweepOutbox: () => sweeper.sweep(),
+      checkLostRunners: () => watchdog.check(),
+      curate: () => curator.curate(),
+    },
     async start(port, host = '127.0.0.1') {
       consumers.push(...(await startIngester({ orm, broker, pubsub, logger })));
       sweeper.start();
       watchdog.start();
+      curator.start();
       server = createServer((req, res) => {
         handleHttp(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
@@ -213,11 +303,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         server!.listen(port, host, () => resolve());
       });
       const actual = (server.address() as AddressInfo).port;
-      return { url: `http://${host}:${actual}`, port: actual };
+      listenUrl = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+      return { url: listenUrl, port: actual };
     },
     async stop() {
       sweeper.stop();
       watchdog.stop();
+      curator.stop();
       for (const c of consumers.splice(0)) await c.cancel().catch(() => {});
       if (wss) {
         for (const client of wss.clients) client.close(1001, 'server shutting down');

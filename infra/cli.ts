@@ -19,6 +19,8 @@ const USAGE = `usage: kiln <command>
   runner                 a runner: takes builds from RabbitMQ (KILN_AMQP_URL) and runs them
   run [manifest]         run a manifest here, without a server (default .kiln.yml)
         --stage NAME     only that stage (and the setup stage)
+        --objects DIR    where the manifest's objects are read from (default .)
+        --artifacts DIR  where the jobs' artifacts are written (default .)
   migrate                apply database migrations and exit
 
 Configuration is read from KILN_* environment variables; see README.md.`;

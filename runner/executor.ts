@@ -16,11 +16,19 @@
  * status. `shutdown` stops the running job and returns QUEUED without job.finished for it or
  * build.finished: the runner hands the build back and the next attempt resets its jobs.
  *
+ * Files: the manifest's objects are placed (DriverSession.putFile) when the first job starts, with a
+ * log line each in that job's log; a missing one is logged and skipped. After every job that ran to
+ * its end (passed or failed, not stopped), the files its `artifacts` globs match are read
+ * (DriverSession.files) and stored, each truncated to the sink's limit; problems are log lines of
+ * that job and never change its status.
+ *
  * Errors: a driver that cannot make its environment fails the build (the first job FAILED with the
  * reason in its log, the others SKIPPED, the reason in build.finished). A failing `emit` is an
  * infrastructure failure: the job is stopped, the environment destroyed and the error thrown, so the
  * runner does not ack. The environment is destroyed in every case.
  */
+import type { ArtifactSink, ObjectSource } from './build-files.ts';
+import { artifactFileName } from './build-files.ts';
 import type { BuildJob, PlannedJob, PlannedStage, RunnerEvent } from './contract/messages.ts';
 import {
   type BuildStatus,
@@ -31,6 +39,7 @@ import {
   worstBuildStatus,
 } from './contract/status.ts';
 import { type Driver, DriverError, type DriverSession, type JobResult } from './drivers/driver.ts';
+import { artifactName } from './glob.ts';
 import { createLogBatcher } from './log-batcher.ts';
 import { jobScript } from './manifest/plan.ts';
 import { createMasker } from './masking.ts';
@@ -54,6 +63,10 @@ export interface ExecuteBuildOptions {
   /** Limit on making the driver's environment, apart from the build's timeout; default 5 minutes. */
   createTimeoutMs?: number;
   logger?: Logger;
+  /** The manifest's objects, placed before the first job; none when absent. */
+  objects?: ObjectSource;
+  /** Where the jobs' artifacts go; without it they are not collected (with a log line). */
+  artifacts?: ArtifactSink;
 }
 
 export interface ExecuteBuildResult {
@@ -152,6 +165,7 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   let stoppedBy: StopReason | null = null;
   let session: DriverSession | null = null;
   let next = 0;
+  let objectsPlaced = false;
 
   try {
     await emit([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
@@ -201,6 +215,16 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
         sink: (batch) => emitChunk(planned.id, batch.firstLine, batch.lines),
         onError: () => stopper.abort('shutdown'),
       });
+      // Kiln's own lines start on a line of their own, also after output without a final newline.
+      let atLineStart = true;
+      const note = (line: string) => {
+        batcher.write(`${atLineStart ? '' : '\n'}kiln: ${line}\n`);
+        atLineStart = true;
+      };
+      if (!objectsPlaced) {
+        objectsPlaced = true;
+        if (opts.objects) await placeObjects(session, driver.type, opts.objects, note, stopper.signal);
+      }
       let result: JobResult | null = null;
       try {
         result = await session.run({
@@ -208,12 +232,18 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
           script: keys.preamble + jobScript(planned.commands),
           env: { ...env, ...keys.env, KILN_JOB: planned.name },
           signal: stopper.signal,
-          output: (data) => batcher.write(data),
+          output: (data) => {
+            if (data.length > 0) atLineStart = data[data.length - 1] === 0x0a;
+            batcher.write(data);
+          },
         });
       } catch (error) {
         batcher.write(
           `\nkiln: the ${driver.type} driver could not run the job: ${(error as Error).message}\n`,
         );
+      }
+      if (result && !result.aborted && stopped() === null && planned.artifacts.length > 0) {
+        await collectArtifacts(session, driver.type, planned, opts.artifacts, note, stopper.signal);
       }
       await batcher.end();
 
@@ -304,6 +334,101 @@ export function sshKeysSetup(
     key.privateKey.split(/\r?\n/).filter((line) => line.trim().length >= 6 && !line.startsWith('-----')),
   );
   return { preamble, env, secrets };
+}
+
+const messageOf = (error: unknown) => (error as Error)?.message ?? String(error);
+
+async function placeObjects(
+  session: DriverSession,
+  driverType: string,
+  source: ObjectSource,
+  note: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  for (const item of source.items) {
+    if (signal.aborted) return;
+    if (!session.putFile) {
+      note(`the ${driverType} driver cannot place objects; object "${item.name}" skipped`);
+      continue;
+    }
+    let opened: Awaited<ReturnType<ObjectSource['open']>> = null;
+    try {
+      opened = await source.open(item, signal);
+      if (!opened) {
+        note(`object "${item.name}" not found, skipped`);
+        continue;
+      }
+      await session.putFile(item.dest, opened.content, opened.size, 0o644);
+      note(`object "${item.name}" placed at ${item.dest} (${opened.size} bytes)`);
+    } catch (error) {
+      if (signal.aborted) return;
+      note(`could not place object "${item.name}" at ${item.dest}: ${messageOf(error)}`);
+    } finally {
+      opened?.content.destroy();
+    }
+  }
+}
+
+/** The first `size` bytes of `content`; stops reading there. */
+async function* firstBytes(content: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let left = size;
+  if (left <= 0) return;
+  for await (const chunk of content) {
+    const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= part.length;
+    yield part;
+    if (left <= 0) return;
+  }
+}
+
+async function collectArtifacts(
+  session: DriverSession,
+  driverType: string,
+  planned: PlannedJob,
+  sink: ArtifactSink | undefined,
+  note: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  if (!sink) {
+    note('artifacts are not collected for this build (no artifact store)');
+    return;
+  }
+  if (!session.files) {
+    note(`the ${driverType} driver cannot collect artifacts; skipped`);
+    return;
+  }
+  const names = new Set<string>();
+  for (const spec of planned.artifacts) {
+    let matched = 0;
+    try {
+      for await (const file of session.files(spec.src)) {
+        if (signal.aborted) return;
+        matched++;
+        const name = artifactFileName(artifactName(spec, file.path));
+        if (names.has(name)) {
+          note(`artifact "${name}" (${file.path}) has the name of one collected before; skipped`);
+          continue;
+        }
+        names.add(name);
+        const size = Math.min(file.size, sink.maxBytes);
+        if (file.size > sink.maxBytes) {
+          note(`artifact "${name}" is ${file.size} bytes, over the limit of ${sink.maxBytes}: truncated`);
+        }
+        try {
+          await sink.store(planned.id, name, firstBytes(file.content, size), size, signal);
+          note(`artifact "${name}" collected from ${file.path} (${size} bytes)`);
+        } catch (error) {
+          if (signal.aborted) return;
+          note(`could not store artifact "${name}": ${messageOf(error)}`);
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      note(`could not collect artifacts from ${spec.src}: ${messageOf(error)}`);
+      continue;
+    }
+    if (matched === 0) note(`artifact ${spec.src} matched no file, skipped`);
+  }
 }
 
 /** Makes the driver's environment within `timeoutMs`; a session made too late is destroyed. */

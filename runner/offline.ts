@@ -1,7 +1,9 @@
 /**
- * `kiln run [manifest] [--stage NAME]`: runs a manifest on this machine with the same executor and
- * drivers as a runner, without a server (Djinn's `djinn`). There are no stored variables, keys or
- * objects offline: only the manifest's `env` applies.
+ * `kiln run [manifest] [--stage NAME] [--objects DIR] [--artifacts DIR]`: runs a manifest on this
+ * machine with the same executor and drivers as a runner, without a server (Djinn's `djinn`). There
+ * are no stored variables or keys offline: only the manifest's `env` applies. The manifest's objects
+ * are read from `--objects DIR` (`DIR/<name>`) and the jobs' artifacts written to `--artifacts DIR`
+ * (`DIR/<name>`); both default to the working directory, as Djinn's `-objects` and `-artifacts` do.
  *
  * The log is printed live, with `==> <stage> / <job>` before each job and its status after it.
  * `--stage NAME` runs only that stage (plus the `setup` stage that clones the sources). Ctrl-C
@@ -14,6 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { directoryArtifactSink, directoryObjectSource } from './build-files.ts';
 import { runnerBaseEnv, workspaceDirFrom } from './config.ts';
 import type { BuildJob, RunnerEvent } from './contract/messages.ts';
 import { AVAILABLE_DRIVERS, createDrivers, unavailableDriver } from './drivers/registry.ts';
@@ -41,7 +44,9 @@ export interface OfflineOptions {
 
 export const DEFAULT_MANIFEST = '.kiln.yml';
 
-const USAGE = 'usage: kiln run [manifest] [--stage NAME]   (default manifest: .kiln.yml)\n';
+const USAGE =
+  'usage: kiln run [manifest] [--stage NAME] [--objects DIR] [--artifacts DIR]\n' +
+  '  (default manifest: .kiln.yml; objects are read from and artifacts written to the working directory)\n';
 
 export function formatProblem(file: string, problem: ManifestProblem): string {
   const where = problem.line === null ? file : `${file}:${problem.line}:${problem.column ?? 1}`;
@@ -149,6 +154,7 @@ export async function runOffline(
     }
   };
 
+  const cwd = opts.cwd ?? process.cwd();
   const controller = new AbortController();
   const onInterrupt = () => controller.abort('killed');
   if (opts.signal?.aborted) onInterrupt();
@@ -163,6 +169,8 @@ export async function runOffline(
       emit: async (events) => events.forEach(print),
       signal: controller.signal,
       runnerName: 'offline',
+      objects: directoryObjectSource(resolve(cwd, args.objects ?? '.'), manifest.objects),
+      artifacts: directoryArtifactSink(resolve(cwd, args.artifacts ?? '.')),
     });
     return result.status === 'PASSED' || result.status === 'PASSED_WITH_FAILURES' ? 0 : 1;
   } finally {
@@ -171,14 +179,35 @@ export async function runOffline(
   }
 }
 
-function parseCli(argv: string[]): { manifest?: string; stage?: string; help: boolean } {
+function parseCli(argv: string[]): {
+  manifest?: string;
+  stage?: string;
+  objects?: string;
+  artifacts?: string;
+  help: boolean;
+} {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { stage: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      stage: { type: 'string' },
+      objects: { type: 'string' },
+      artifacts: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length > 1) throw new Error(`expected at most one manifest, got ${positionals.join(' ')}`);
   if (values.stage !== undefined && values.stage.trim() === '') throw new Error('--stage needs a stage name');
-  return { manifest: positionals[0], stage: values.stage, help: values.help ?? false };
+  for (const flag of ['objects', 'artifacts'] as const) {
+    if (values[flag] !== undefined && values[flag].trim() === '')
+      throw new Error(`--${flag} needs a directory`);
+  }
+  return {
+    manifest: positionals[0],
+    stage: values.stage,
+    objects: values.objects,
+    artifacts: values.artifacts,
+    help: values.help ?? false,
+  };
 }

@@ -8,6 +8,7 @@
  * runs again as that attempt: the api resets the jobs on its build.started. A build whose driver
  * type this runner lacks fails (first job FAILED, reason `driver "x" is not enabled on this runner`).
  * If publishing fails mid-build (broker trouble), the job is stopped and the delivery handed back.
+ * Objects and artifacts travel over HTTP to and from the api named in the message (build-files.ts).
  *
  * Stopping: `stop({ drain: true })` (SIGTERM) stops taking builds, lets the running ones finish for
  * up to `drainTimeoutMs`, then aborts the rest with `shutdown` and requeues them; `stop()` does that
@@ -16,6 +17,7 @@
  * Every `heartbeatMs` a runner.heartbeat lists the builds running here; the api's watchdog treats a
  * long silence as a lost runner.
  */
+import { httpArtifactSink, httpObjectSource } from './build-files.ts';
 import type { Broker, BuildDelivery, Consumer, ControlConsumer } from './contract/broker.ts';
 import type { ControlMessage, RunnerEvent } from './contract/messages.ts';
 import type { Driver } from './drivers/driver.ts';
@@ -126,6 +128,8 @@ export function createRunner(opts: RunnerOptions): Runner {
         runnerName: opts.name,
         now,
         logger,
+        objects: job.objects ? httpObjectSource(job.objects) : undefined,
+        artifacts: job.artifacts ? httpArtifactSink(job.buildId, job.artifacts) : undefined,
       });
       if (result.status === 'QUEUED') {
         logger.info(context, 'build handed back on shutdown');

@@ -82,7 +82,11 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
   let killedBuildId = '';
   const invites = {} as Record<'accept' | 'reject', Partial<Record<Who, string>>>;
   const ownTokens: Partial<Record<Who, string>> = {};
-  const secretIds = { variable: {} as Partial<Record<Who, string>>, key: {} as Partial<Record<Who, string>> };
+  const secretIds = {
+    variable: {} as Partial<Record<Who, string>>,
+    key: {} as Partial<Record<Who, string>>,
+    object: {} as Partial<Record<Who, string>>,
+  };
   const KEY =
     '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
   /** Variables and keys: owner and collaborators manage them; others do not see the namespace. */
@@ -163,6 +167,14 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         { k: KEY },
       );
       secretIds.key[who] = (k.data!.createKey as { key: { id: string } }).key.id;
+      const o = (await t.upload(
+        `mutation ($f: File!) { uploadObject(input: { namespace: "team", name: "del${who}", file: $f }) {
+          ... on UploadObjectSuccess { object { id } } } }`,
+        { f: null },
+        { f: { name: 'f.txt', content: 'x' } },
+        tokens.owner,
+      )) as Response;
+      secretIds.object[who] = (o.data!.uploadObject as { object: { id: string } }).object.id;
       await owner(`mutation { createNamespace(input: { path: "gone${who}" }) { __typename } }`);
       const made = await owner(
         `mutation { createToken(input: { name: "revoke ${who}", scopes: [] }) { ... on CreateTokenSuccess { accessToken { id } } } }`,
@@ -413,6 +425,61 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         owner: 'ok',
         scopeless: 'forbidden',
       },
+    },
+    'Mutation.pinBuild': {
+      run: async (who) =>
+        judge(
+          'pinBuild',
+          await gql(who, 'mutation ($id: ID!) { pinBuild(input: { buildId: $id }) { __typename } }', {
+            id: buildId,
+          }),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'hidden',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.unpinBuild': {
+      run: async (who) =>
+        judge(
+          'unpinBuild',
+          await gql(who, 'mutation ($id: ID!) { unpinBuild(input: { buildId: $id }) { __typename } }', {
+            id: buildId,
+          }),
+        ),
+      expect: {
+        anonymous: 'unauthenticated',
+        outsider: 'hidden',
+        collaborator: 'ok',
+        owner: 'ok',
+        scopeless: 'forbidden',
+      },
+    },
+    'Mutation.uploadObject': {
+      run: async (who) =>
+        judge(
+          'uploadObject',
+          (await t.upload(
+            `mutation ($f: File!) { uploadObject(input: { namespace: "owner@team", name: "up${who}", file: $f }) { __typename } }`,
+            { f: null },
+            { f: { name: 'f.txt', content: 'x' } },
+            token(who),
+          )) as Response,
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteObject': {
+      run: async (who) =>
+        judge(
+          'deleteObject',
+          await gql(who, 'mutation ($id: ID!) { deleteObject(input: { id: $id }) { __typename } }', {
+            id: secretIds.object[who],
+          }),
+        ),
+      expect: secretRule,
     },
     'Mutation.createVariable': {
       run: async (who) =>

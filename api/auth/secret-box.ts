@@ -1,22 +1,36 @@
 /**
  * Encryption of secrets at rest (masked variables, SSH keys): AES-256-GCM with a random 96-bit IV
- * per value. The key comes from KILN_SECRET_KEY (any string; SHA-256 makes it 32 bytes), or from a
+ * per value; and MACs of things the server hands out and must recognise later (build tokens). The key comes from KILN_SECRET_KEY (any string; SHA-256 makes it 32 bytes), or from a
  * key file generated once in the data dir. Every replica must use the same key.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface SecretBox {
   seal(plain: string): string;
   open(sealed: string): string;
+  /**
+   * HMAC-SHA256 of `data` (base64url) with a key derived from the secret for `purpose` alone, so a
+   * MAC made for one purpose (e.g. build tokens) is worth nothing for another.
+   */
+  mac(purpose: string, data: string): string;
 }
 
 const VERSION = 'v1';
 
 export function createSecretBox(secret: string): SecretBox {
   const key = createHash('sha256').update(secret).digest();
+  const macKeys = new Map<string, Buffer>();
   return {
+    mac(purpose, data) {
+      let macKey = macKeys.get(purpose);
+      if (!macKey) {
+        macKey = createHmac('sha256', key).update(`kiln mac key: ${purpose}`).digest();
+        macKeys.set(purpose, macKey);
+      }
+      return createHmac('sha256', macKey).update(data).digest('base64url');
+    },
     seal(plain) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);

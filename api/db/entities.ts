@@ -1,4 +1,5 @@
 import { OutboxMessageSchema } from '../broker/outbox.entity.ts';
+import { ArtifactSchema } from '../modules/artifacts/artifacts.entity.ts';
 import {
   BuildCounterSchema,
   BuildSchema,
@@ -13,6 +14,7 @@ import {
   InviteSchema,
   NamespaceSchema,
 } from '../modules/namespaces/namespaces.entity.ts';
+import { ObjectSchema } from '../modules/objects/objects.entity.ts';
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
@@ -33,6 +35,8 @@ export const entities = [
   StageSchema,
   JobSchema,
   LogChunkSchema,
+  ObjectSchema,
+  ArtifactSchema,
   RunnerSchema,
   OutboxMessageSchema,
 ];

@@ -111,7 +111,7 @@ async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'
   // Postgres takes at most 65535 parameters a statement: 8 a row.
   for (let i = 0; i < chunks.length; i += 4000) {
     const slice = chunks.slice(i, i + 4000);
-    const params: unknown[] = [];
+    const params: (string | number)[] = [];
     const rows = slice.map((c) => {
       params.push(
         c.buildId,
@@ -125,11 +125,16 @@ async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'
       );
       return '(?, ?, ?, ?, ?, ?, ?, ?)';
     });
-    await em.execute(
+    // Through knex with bound parameters, not em.execute: MikroORM inlines parameters as escaped
+    // literals, and for 64 KiB chunks escaping and PostgreSQL parsing them cost 5x the insert.
+    const query = em.getKnex().raw(
       `insert into log_chunks (build_id, attempt, seq, job_id, first_line, line_count, content, created_at)
        values ${rows.join(', ')} on conflict do nothing`,
       params,
     );
+    const transaction = em.getTransactionContext();
+    if (transaction) query.transacting(transaction);
+    await query;
   }
 }
 

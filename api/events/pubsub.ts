@@ -23,7 +23,7 @@ export const RECENT_LOG_CHUNKS = 8;
 export class PubSub {
   private readonly listeners = new Map<string, Set<Listener>>();
   /** By log topic, in order of last publish: the stalest topics come first. */
-  private readonly recent = new Map<string, { event: PubSubEvent; at: number }[]>();
+  private readonly recent = new Map<string, { chunk: LogChunkEvent; at: number }[]>();
 
   publishBuild(update: BuildUpdated): void {
     this.emit(`build:${update.buildId}`, { topic: 'build', update });
@@ -31,29 +31,22 @@ export class PubSub {
 
   publishLog(chunk: LogChunkEvent): void {
     const topic = `build:${chunk.buildId}:log`;
-    const event: PubSubEvent = { topic: 'log', chunk };
-    this.remember(topic, event);
-    this.emit(topic, event);
+    this.remember(topic, chunk);
+    this.emit(topic, { topic: 'log', chunk });
+  }
+
+  /** The log chunks of a build published in the last RECENT_LOG_MS (the newest few), oldest first. */
+  recentLog(buildId: string): LogChunkEvent[] {
+    const since = performance.now() - RECENT_LOG_MS;
+    return (this.recent.get(`build:${buildId}:log`) ?? []).filter((r) => r.at >= since).map((r) => r.chunk);
   }
 
   /**
    * Events of the given topics, buffered from the moment of the call until the iterator is
-   * returned or `signal` aborts, so nothing published after subscribing is missed. With `replay`,
-   * the recent log chunks of those topics come first (they may also be stored already: the
-   * subscriber dedupes).
+   * returned or `signal` aborts, so nothing published after subscribing is missed.
    */
-  subscribe(
-    topics: string[],
-    signal?: AbortSignal,
-    opts: { replay?: boolean } = {},
-  ): AsyncIterableIterator<PubSubEvent> {
+  subscribe(topics: string[], signal?: AbortSignal): AsyncIterableIterator<PubSubEvent> {
     const buffer: PubSubEvent[] = [];
-    if (opts.replay) {
-      const since = performance.now() - RECENT_LOG_MS;
-      for (const topic of topics) {
-        for (const { event, at } of this.recent.get(topic) ?? []) if (at >= since) buffer.push(event);
-      }
-    }
     let wake: (() => void) | null = null;
     let done = false;
     const listener: Listener = (event) => {
@@ -97,10 +90,10 @@ export class PubSub {
     return iterator;
   }
 
-  private remember(topic: string, event: PubSubEvent): void {
+  private remember(topic: string, chunk: LogChunkEvent): void {
     const now = performance.now();
     const recent = this.recent.get(topic) ?? [];
-    recent.push({ event, at: now });
+    recent.push({ chunk, at: now });
     if (recent.length > RECENT_LOG_CHUNKS) recent.shift();
     this.recent.delete(topic);
     this.recent.set(topic, recent);

@@ -366,7 +366,12 @@ export class AmqpBroker implements Broker {
   }
 
   private async connectOnce(): Promise<void> {
-    const conn = await amqp.connect(this.url, { clientProperties: { connection_name: this.connectionName } });
+    const conn = await amqp.connect(this.url, {
+      clientProperties: { connection_name: this.connectionName },
+      // Without it Nagle's algorithm holds a publish behind the unacknowledged segment before it
+      // (RabbitMQ acks after a delayed-ACK pause): a 2–60 KB message took ~45 ms to confirm, not ~1.
+      noDelay: true,
+    });
     let lost = false;
     conn.on('error', (err: Error) => this.logger.warn({ err }, 'rabbitmq connection error'));
     conn.on('close', () => {

@@ -82,6 +82,29 @@ export const BuildJobSchema = z.object({
     .optional(),
   timeoutMs: z.number().int().positive(),
   submittedAt: z.string(),
+  /**
+   * The manifest's `objects`, placed into the environment before the first job. The runner
+   * downloads each from `url` (GET, `Authorization: Bearer <token>`); `url` is null for an object
+   * that did not exist at submit. A missing object (null, or 404 at download) is a log line, never a
+   * failure. `apiUrl` is the api's base URL; `token` is good only for this build's object downloads
+   * and artifact uploads, until the build's timeout (plus a margin) after submit. Optional, like
+   * `artifacts`, so that messages written before objects existed stay valid.
+   */
+  objects: z
+    .object({
+      apiUrl: z.string(),
+      token: z.string(),
+      items: z.array(z.object({ name: z.string(), dest: z.string(), url: z.string().nullable() })),
+    })
+    .optional(),
+  /**
+   * Where the jobs' `artifacts` go: `POST <apiUrl>/runner/builds/<buildId>/artifacts?job=<jobId>&name=<name>`
+   * with the raw bytes as the body and `Authorization: Bearer <token>`. A file larger than `maxBytes`
+   * is truncated to it (with a log line). Collected after every job that ran, also a failed one.
+   */
+  artifacts: z
+    .object({ apiUrl: z.string(), token: z.string(), maxBytes: z.number().int().positive() })
+    .optional(),
 });
 export type BuildJob = z.infer<typeof BuildJobSchema>;
 

@@ -32,11 +32,39 @@ export interface JobResult {
   aborted: boolean;
 }
 
+/** A regular file of a build's environment, as `DriverSession.files` finds it. */
+export interface EnvironmentFile {
+  /** Relative to the workspace, POSIX, e.g. `dist/app.tgz`. */
+  path: string;
+  size: number;
+  /** Its bytes; read them (or leave them) before asking for the next file. */
+  content: AsyncIterable<Buffer>;
+}
+
 export interface DriverSession {
   /** A human-readable description for the log, e.g. the workspace path or container image. */
   readonly description: string;
   run(job: JobRun): Promise<JobResult>;
   destroy(): Promise<void>;
+  /**
+   * Writes `size` bytes of `content` to `path`, creating its directories: a path relative to the
+   * workspace, or absolute (the docker driver: inside the workspace; the os driver: under the
+   * workspace, which stands for the root). Places the manifest's objects before the first job.
+   * Rejects with a DriverError for a path that leaves the workspace. Optional: a driver without it
+   * cannot place objects (the build goes on, with a log line).
+   */
+  putFile?(
+    path: string,
+    content: AsyncIterable<Buffer | Uint8Array>,
+    size: number,
+    mode?: number,
+  ): Promise<void>;
+  /**
+   * The regular files matching `pattern` (a path relative to the workspace, or absolute as for
+   * putFile, with the globs of runner/glob.ts), in archive or directory order; none when nothing
+   * matches. Symbolic links are not followed. Collects a job's artifacts. Optional, like putFile.
+   */
+  files?(pattern: string): AsyncIterable<EnvironmentFile>;
 }
 
 export interface Driver {

@@ -4,11 +4,15 @@
  * GraphQL over HTTP (through yoga's fetch, no socket) or graphql-ws (through a started server).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Client, createClient } from 'graphql-ws';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { createSecretBox } from '../../api/auth/secret-box.ts';
 import { openDatabase } from '../../api/db/orm.ts';
+import { createFsFileStore, type FileStore } from '../../api/files/file-store.ts';
 import { bootstrapAdmin } from '../../api/modules/tokens/tokens.service.ts';
 import { type App, buildApp } from '../../api/server.ts';
 import type { Broker } from '../../runner/contract/broker.ts';
@@ -29,11 +33,24 @@ export interface TestApp {
   db: TestDatabase;
   token: string;
   prefix: string;
+  /** The app's file store (a temporary directory, removed on stop). */
+  files: FileStore;
+  filesDir: string;
   /** The orm of this app's database, for assertions on stored rows. */
   orm: Awaited<ReturnType<typeof openDatabase>>['orm'];
   gql<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
+    token?: string | null,
+  ): Promise<GraphQLResponse<T>>;
+  /**
+   * GraphQL over a multipart request (the GraphQL multipart request spec): each of `files` is sent
+   * as a part and mapped to the variable path that names it, e.g. `input.file`.
+   */
+  upload<T = Record<string, unknown>>(
+    query: string,
+    variables: Record<string, unknown>,
+    files: Record<string, { name: string; content: Buffer | string; type?: string }>,
     token?: string | null,
   ): Promise<GraphQLResponse<T>>;
   /** Starts the HTTP/WebSocket server (once) and returns its base URL. */
@@ -49,6 +66,8 @@ export async function startTestApp(
     db?: TestDatabase;
     signup?: boolean;
     rateLimit?: number;
+    objectMaxBytes?: number;
+    artifactMaxBytes?: number;
   } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
@@ -64,6 +83,8 @@ export async function startTestApp(
     logger,
   });
   await broker.start();
+  const filesDir = await mkdtemp(join(tmpdir(), 'kiln-files-'));
+  const files = await createFsFileStore(filesDir);
   const app = await buildApp({
     database,
     broker,
@@ -72,6 +93,9 @@ export async function startTestApp(
     drivers: ['os', 'docker', 'qemu'],
     signup: opts.signup ?? true,
     rateLimit: opts.rateLimit ?? 0,
+    files,
+    objectMaxBytes: opts.objectMaxBytes,
+    artifactMaxBytes: opts.artifactMaxBytes,
   });
   let url: string | null = null;
   const clients: Client[] = [];
@@ -81,6 +105,8 @@ export async function startTestApp(
     db,
     token,
     prefix,
+    files,
+    filesDir,
     orm: database.orm,
     async gql(query, variables, useToken = token) {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -91,6 +117,26 @@ export async function startTestApp(
           headers,
           body: JSON.stringify({ query, variables }),
         }),
+      );
+      return (await response.json()) as GraphQLResponse<never>;
+    },
+    async upload(query, variables, files, useToken = token) {
+      const form = new FormData();
+      const paths = Object.keys(files);
+      form.append('operations', JSON.stringify({ query, variables }));
+      form.append(
+        'map',
+        JSON.stringify(Object.fromEntries(paths.map((p, i) => [String(i), [`variables.${p}`]]))),
+      );
+      paths.forEach((p, i) => {
+        const file = files[p]!;
+        const bytes = typeof file.content === 'string' ? Buffer.from(file.content) : file.content;
+        form.append(String(i), new Blob([new Uint8Array(bytes)], { type: file.type ?? '' }), file.name);
+      });
+      const headers: Record<string, string> = {};
+      if (useToken) headers.authorization = `Bearer ${useToken}`;
+      const response = await app.fetch(
+        new Request('http://kiln.test/graphql', { method: 'POST', headers, body: form }),
       );
       return (await response.json()) as GraphQLResponse<never>;
     },
@@ -114,6 +160,7 @@ export async function startTestApp(
       await app.stop();
       await broker.close();
       await database.close();
+      await rm(filesDir, { recursive: true, force: true });
       if (!opts.db) await db.drop();
     },
   };

@@ -29,6 +29,8 @@ export interface Build {
   reason: string | null;
   triggerKind: TriggerKind;
   triggerData: Record<string, string>;
+  /** Pinned builds keep their artifacts: the curator never deletes them. */
+  pinned: boolean;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -63,6 +65,7 @@ export const BuildSchema = new EntitySchema<Build>({
     reason: { type: 'text', nullable: true },
     triggerKind: { type: 'string', length: 16 },
     triggerData: { type: 'json' },
+    pinned: { type: 'boolean', default: false },
     createdAt: { type: 'datetime' },
     startedAt: { type: 'datetime', nullable: true },
     finishedAt: { type: 'datetime', nullable: true },

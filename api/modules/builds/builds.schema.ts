@@ -159,6 +159,9 @@ BuildRef.implement({
       description: "Why it ended as it did, when that was not a job's exit code.",
     }),
     trigger: t.field({ type: TriggerKindEnum, resolve: (b) => b.triggerKind }),
+    pinned: t.exposeBoolean('pinned', {
+      description: 'A pinned build keeps its artifacts: the curator never deletes them.',
+    }),
     tags: t.loadableList({
       type: 'String',
       loaderOptions: FRESH,
@@ -312,6 +315,19 @@ const KillBuildInput = builder.inputType('KillBuildInput', {
   fields: (t) => ({ buildId: t.id({ required: true }) }),
 });
 
+const PinBuildInput = builder.inputType('PinBuildInput', {
+  fields: (t) => ({ buildId: t.id({ required: true }) }),
+});
+
+/** The build with this global id when the viewer may change it (kill, pin); NotFoundError otherwise. */
+async function writableBuild(ctx: Context, globalId: string, what: string): Promise<Build> {
+  const found = await readableBuild(ctx, globalId);
+  if (!found || !(await ctx.access.canWriteBuild(found))) {
+    throw new NotFoundError(`no build ${globalId} that you may ${what}`);
+  }
+  return found;
+}
+
 builder.mutationFields((t) => ({
   submitBuild: t.field({
     type: BuildRef,
@@ -331,11 +347,31 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: KillBuildInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'build' } },
     resolve: async (_root, { input }, ctx) => {
-      const found = await readableBuild(ctx, input.buildId);
-      if (!found || !(await ctx.access.canWriteBuild(found))) {
-        throw new NotFoundError(`no build ${input.buildId} that you may kill`);
-      }
+      const found = await writableBuild(ctx, input.buildId, 'kill');
       return (await ctx.services.builds.kill(ctx.em, found.id))!;
+    },
+  }),
+  pinBuild: t.field({
+    type: BuildRef,
+    description: 'Pins a build: the curator never deletes its artifacts.',
+    authScopes: { $all: { signedIn: true, scope: 'build:write' } },
+    args: { input: t.arg({ type: PinBuildInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'build' } },
+    resolve: async (_root, { input }, ctx) => {
+      const found = await writableBuild(ctx, input.buildId, 'pin');
+      return (await ctx.services.builds.pin(ctx.em, found.id, true))!;
+    },
+  }),
+  unpinBuild: t.field({
+    type: BuildRef,
+    description:
+      "Unpins a build: the curator may delete its artifacts again when they pass the owner's limit.",
+    authScopes: { $all: { signedIn: true, scope: 'build:write' } },
+    args: { input: t.arg({ type: PinBuildInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: 'build' } },
+    resolve: async (_root, { input }, ctx) => {
+      const found = await writableBuild(ctx, input.buildId, 'unpin');
+      return (await ctx.services.builds.pin(ctx.em, found.id, false))!;
     },
   }),
 }));

@@ -12,11 +12,13 @@ import { parseManifest } from '../../../runner/manifest/manifest.ts';
 import { planBuild } from '../../../runner/manifest/plan.ts';
 import type { ManifestProblem } from '../../../runner/manifest/types.ts';
 import type { Access } from '../../auth/access.ts';
+import { BUILD_TOKEN_MARGIN_MS, issueBuildToken } from '../../auth/build-token.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import { type OutboxMessage, OutboxMessageSchema } from '../../broker/outbox.entity.ts';
 import { announce } from '../../events/ingester.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import type { NamespaceService } from '../namespaces/namespaces.service.ts';
+import type { ObjectService } from '../objects/objects.service.ts';
 import { UserSchema } from '../users/users.entity.ts';
 import { buildSecrets } from '../variables/snapshot.ts';
 import {
@@ -76,6 +78,11 @@ export interface BuildServiceDeps {
   logger: Logger;
   secrets: SecretBox;
   namespaces: NamespaceService;
+  objects: ObjectService;
+  /** The api's base URL as runners reach it (KILN_PUBLIC_URL, else the listen URL), for objects and artifacts. */
+  apiUrl: () => string;
+  /** KILN_ARTIFACT_MAX_BYTES: runners truncate larger artifacts to it. */
+  artifactMaxBytes: number;
 }
 
 /**
@@ -180,12 +187,25 @@ export class BuildService {
         reason: null,
         triggerKind: input.trigger?.kind ?? 'MANUAL',
         triggerData: input.trigger?.data ?? {},
+        pinned: false,
         createdAt: now,
         startedAt: null,
         finishedAt: null,
       });
       for (const name of tags) tx.create(BuildTagSchema, { build, name });
       const snapshot = await buildSecrets(tx, this.deps.secrets, owner.id, namespace?.id ?? null);
+      const apiUrl = this.deps.apiUrl().replace(/\/+$/, '');
+      const token = issueBuildToken(
+        this.deps.secrets,
+        build.id,
+        new Date(now.getTime() + manifest.timeoutMs + BUILD_TOKEN_MARGIN_MS),
+      );
+      const objects = await this.deps.objects.forBuild(
+        tx,
+        owner.id,
+        namespace?.id ?? null,
+        manifest.objects.map((o) => o.name),
+      );
       const job: BuildJob = {
         kind: 'build',
         buildId: build.id,
@@ -200,6 +220,19 @@ export class BuildService {
         keys: snapshot.keys,
         timeoutMs: manifest.timeoutMs,
         submittedAt: now.toISOString(),
+        objects: {
+          apiUrl,
+          token,
+          items: manifest.objects.map(({ name, dest }) => {
+            const found = objects.get(name);
+            return {
+              name,
+              dest,
+              url: found ? `${apiUrl}/runner/builds/${build.id}/objects/${found.id}` : null,
+            };
+          }),
+        },
+        artifacts: { apiUrl, token, maxBytes: this.deps.artifactMaxBytes },
       };
       let position = 0;
       plan.stages.forEach((planned, stageIndex) => {
@@ -294,6 +327,12 @@ export class BuildService {
     await this.deps.broker.publishControl({ type: 'kill', buildId });
     await em.refresh(build);
     return build;
+  }
+
+  /** Pins or unpins a build; null when there is no such build. */
+  async pin(em: EntityManager, buildId: string, pinned: boolean): Promise<Build | null> {
+    await em.execute('update builds set pinned = ? where id = ?', [pinned, buildId]);
+    return em.findOne(BuildSchema, { id: buildId }, { disableIdentityMap: true });
   }
 
   /** Builds `access` may read, newest first, after a cursor, optionally by status, tag or namespace. */

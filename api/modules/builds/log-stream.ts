@@ -3,12 +3,12 @@
  * order without a gap or a repeat, on any replica; it ends once the build is finished and every chunk
  * up to its last one has been delivered.
  *
- * It subscribes to the pubsub first (with the chunks published in the last moments, so a client that
- * subscribes right after submitting does not wait for them to be stored) and only then reads the
- * database, so a chunk published in between is both buffered and read, and dropped the second time by
- * the cursor. A live chunk that is not the next one (it arrived before an earlier one was stored)
- * sends it back to the database; if the database does not have the missing chunk yet, it looks again
- * shortly: the ingester stores it soon.
+ * It subscribes to the pubsub first and only then reads the database, so a chunk published in
+ * between is both buffered and read, and dropped the second time by the cursor. The chunks the pubsub
+ * saw just before (`recentLog`) come first: a client that subscribes right after submitting gets the
+ * first lines without waiting for them to be stored, or for a database read. A live chunk that is
+ * not the next one (it arrived before an earlier one was stored) sends it back to the database; if the
+ * database does not have the missing chunk yet, it looks again shortly: the ingester stores it soon.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
@@ -47,15 +47,34 @@ export async function* streamLog(opts: {
   signal?: AbortSignal;
 }): AsyncGenerator<StoredChunk> {
   const { orm, pubsub, builds, buildId } = opts;
-  const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal, { replay: true });
+  const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal);
+  const replayed = pubsub.recentLog(buildId);
   let cursor: LogCursor = opts.after ?? { attempt: 0, seq: 0 };
   let pending: Promise<IteratorResult<PubSubEvent>> | null = null;
+  const toStored = (chunk: LogChunkEvent): StoredChunk => ({
+    buildId,
+    attempt: chunk.attempt,
+    seq: chunk.seq,
+    jobId: chunk.jobId,
+    firstLine: chunk.firstLine,
+    lines: chunk.lines,
+  });
   try {
     let needDb = true;
     /** A chunk known to exist after the cursor that the database did not have yet. */
     let missing: LogCursor | null = null;
     let early = EARLY_CHECKS;
     for (;;) {
+      // A replayed chunk that directly follows the cursor goes out before any database read.
+      const head = replayed[0];
+      if (head && (!after(head, cursor) || isNext(head, cursor))) {
+        replayed.shift();
+        if (!after(head, cursor)) continue;
+        const stored = toStored(head);
+        yield stored;
+        cursor = stored;
+        continue;
+      }
       if (needDb) {
         needDb = false;
         // Catch up from storage, a page at a time.
@@ -77,6 +96,12 @@ export async function* streamLog(opts: {
           if (build.lastSeq === 0 || !after(last, cursor)) return;
           missing = last;
         }
+        continue;
+      }
+      if (replayed.length > 0) {
+        // After a gap: the database has (or soon has) them and the chunks before them.
+        if (!missing || after(replayed.at(-1)!, missing)) missing = replayed.at(-1)!;
+        replayed.length = 0;
       }
       if (missing && !after(missing, cursor)) missing = null;
       pending ??= live.next();
@@ -92,8 +117,10 @@ export async function* streamLog(opts: {
       pending = null;
       if (result.done) return;
       const event: PubSubEvent = result.value;
+      // Only an end needs the database (for the number of the last chunk); reading it on every
+      // status change would only add reads while the build runs.
       if (event.topic === 'build') {
-        needDb = true;
+        if (isFinalBuild(event.update.status)) needDb = true;
         continue;
       }
       const chunk: LogChunkEvent = event.chunk;
@@ -103,14 +130,7 @@ export async function* streamLog(opts: {
         needDb = true;
         continue;
       }
-      const stored: StoredChunk = {
-        buildId,
-        attempt: chunk.attempt,
-        seq: chunk.seq,
-        jobId: chunk.jobId,
-        firstLine: chunk.firstLine,
-        lines: chunk.lines,
-      };
+      const stored = toStored(chunk);
       yield stored;
       cursor = stored;
     }

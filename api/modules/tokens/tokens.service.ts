@@ -1,7 +1,7 @@
 /** Bearer tokens: a random secret shown once, stored as its SHA-256 (enough for 240 random bits). */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { type User, UserSchema } from '../users/users.entity.ts';
+import { DEFAULT_CLEANUP_BYTES, type User, UserSchema } from '../users/users.entity.ts';
 import { type AccessToken, AccessTokenSchema, type TokenKind } from './tokens.entity.ts';
 
 export const hashToken = (secret: string): string => createHash('sha256').update(secret).digest('hex');
@@ -48,6 +48,7 @@ export async function bootstrapAdmin(em: EntityManager, token: string | undefine
       passwordHash: null,
       failedLogins: 0,
       lockedUntil: null,
+      cleanupBytes: DEFAULT_CLEANUP_BYTES,
       createdAt: new Date(),
     });
     tx.create(AccessTokenSchema, {

@@ -1,4 +1,7 @@
-import { EntitySchema } from '@mikro-orm/core';
+import { BigIntType, EntitySchema } from '@mikro-orm/core';
+
+/** Djinn's default cleanup limit, set at registration: 1 GiB of artifacts per user. */
+export const DEFAULT_CLEANUP_BYTES = 1024 ** 3;
 
 /** A person. The bootstrap admin has no password until one is set; it signs in with its token. */
 export interface User {
@@ -10,6 +13,8 @@ export interface User {
   /** Failed sign-ins in a row; each one past the threshold doubles the lockout. */
   failedLogins: number;
   lockedUntil: Date | null;
+  /** The curator keeps this user's newest artifacts up to this many bytes; 0: no limit. */
+  cleanupBytes: number;
   createdAt: Date;
 }
 
@@ -23,6 +28,7 @@ export const UserSchema = new EntitySchema<User>({
     passwordHash: { type: 'string', length: 255, nullable: true },
     failedLogins: { type: 'integer', default: 0 },
     lockedUntil: { type: 'datetime', nullable: true },
+    cleanupBytes: { type: new BigIntType('number'), default: DEFAULT_CLEANUP_BYTES },
     createdAt: { type: 'datetime', onCreate: () => new Date() },
   },
 });

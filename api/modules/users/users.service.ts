@@ -7,7 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { DUMMY_HASH, hashPassword, PASSWORD_RULES, verifyPassword } from '../../auth/passwords.ts';
 import { CSRF_COOKIE, SESSION_COOKIE } from '../../auth/principal.ts';
 import { issueToken } from '../tokens/tokens.service.ts';
-import { type User, UserSchema } from './users.entity.ts';
+import { DEFAULT_CLEANUP_BYTES, type User, UserSchema } from './users.entity.ts';
 
 export const SESSION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 const USERNAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
@@ -45,6 +45,7 @@ export class UserService {
         passwordHash,
         failedLogins: 0,
         lockedUntil: null,
+        cleanupBytes: DEFAULT_CLEANUP_BYTES,
         createdAt: new Date(),
       });
       return { ok: true, value: user };

@@ -25,7 +25,7 @@ export function outcomeError(outcome: Extract<Outcome<unknown>, { ok: false }>):
 }
 
 /** Seen through any of the resource's scopes: a token that may create one may see what it created. */
-export const holdsAnyScope = (ctx: Context, resource: 'variable' | 'key'): boolean =>
+export const holdsAnyScope = (ctx: Context, resource: 'variable' | 'key' | 'object'): boolean =>
   hasScope(ctx.auth.scopes, `${resource}:read`) ||
   hasScope(ctx.auth.scopes, `${resource}:write`) ||
   hasScope(ctx.auth.scopes, `${resource}:delete`);

@@ -4,8 +4,8 @@
  * only sealed (AES-256-GCM, `value` null) and never returned; builds get it decrypted in their
  * snapshot (snapshot.ts) and the runner masks it in the log.
  *
- * Also the scope rules shared with SSH keys (`resolveSecretScope`, `secretAccess`): the viewer's own,
- * or a namespace they may read (to list) or write (to create and delete).
+ * Also the scope rules shared with SSH keys and objects (`resolveSecretScope`, `secretAccess`): the
+ * viewer's own, or a namespace they may read (to list) or write (to create and delete).
  */
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -57,6 +57,8 @@ export async function resolveSecretScope(
   namespaces: NamespaceService,
   path: string | null | undefined,
   need: 'read' | 'write',
+  /** What the scope holds, for the FORBIDDEN message. */
+  what = 'secrets',
 ): Promise<Outcome<SecretScope>> {
   const viewer = access.auth.viewer;
   if (!viewer) return { ok: false, reason: 'sign in first', forbidden: true };
@@ -68,7 +70,7 @@ export async function resolveSecretScope(
   if (!(await access.canWrite(ns))) {
     // Listing is for members too: unmasked values are often still not for everyone who can read builds.
     return need === 'write'
-      ? { ok: false, forbidden: true, reason: `you may not change the secrets of namespace ${path}` }
+      ? { ok: false, forbidden: true, reason: `you may not change the ${what} of namespace ${path}` }
       : { ok: false, notFound: true, reason: `no namespace ${path} that you may use`, path: 'namespace' };
   }
   return { ok: true, value: { owner: viewer, namespace: ns } };

@@ -18,10 +18,10 @@
  * removes everything labelled with a runner's name, and the driver runs it before its first build
  * when `cleanupLeftovers` is set (so it must be set only by a runner whose name is its own).
  *
- * Extension points for objects and artifacts (issue "Docker driver, objects, artifacts"): a
- * DockerSession can `putFile` into the workspace (or anywhere under it) and `getArchive` a path of
- * it as a tar stream, both through a container that is created but never started (the engine's
- * archive API reaches the volume mounted in it).
+ * Objects and artifacts: a DockerSession can `putFile` into the workspace (or anywhere under it)
+ * and `getArchive` a path of it as a tar stream, both through a container that is created but never
+ * started (the engine's archive API reaches the volume mounted in it); `files` reads such an archive
+ * (untar.ts) and yields the files a glob matches.
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -29,15 +29,18 @@ import { posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
+import { globToRegExp, normalizePattern, staticPrefix } from '../../glob.ts';
 import {
   type Driver,
   type DriverEnvironment,
   DriverError,
   type DriverSession,
+  type EnvironmentFile,
   type JobResult,
   type JobRun,
 } from '../driver.ts';
 import { tarOneFile } from './tar.ts';
+import { readTar } from './untar.ts';
 
 /** The engine and the limits of every job container; parsed from KILN_DOCKER_* in runner/config.ts. */
 export interface DockerSettings {
@@ -87,6 +90,8 @@ export interface DockerSession extends DriverSession {
    * collecting artifacts after a job; a missing path rejects with a 404 error.
    */
   getArchive(path: string): Promise<NodeJS.ReadableStream>;
+  /** The workspace's files matching a glob, read from one getArchive of the glob's static prefix. */
+  files(pattern: string): AsyncIterable<EnvironmentFile>;
 }
 
 export interface DockerDriver extends Driver {
@@ -419,6 +424,26 @@ function createSession(parts: SessionParts): DockerSession {
     }
   };
 
+  const getArchive = async (path: string): Promise<NodeJS.ReadableStream> => {
+    const full = inWorkspace(path);
+    const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `get-${++jobs}`);
+    try {
+      const stream = await container.getArchive({ path: full });
+      // The container must live until the archive is read; destroy() removes it if it never is.
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        dropContainer(container.id).catch(() => undefined);
+      };
+      for (const event of ['end', 'close', 'error']) stream.once(event, release);
+      return stream;
+    } catch (error) {
+      await dropContainer(container.id).catch(() => undefined);
+      throw error;
+    }
+  };
+
   return {
     description: `${image}, workspace ${workspace} (volume ${volume})`,
     image,
@@ -434,23 +459,30 @@ function createSession(parts: SessionParts): DockerSession {
         await dropContainer(container.id).catch(() => undefined);
       }
     },
-    async getArchive(path) {
-      const full = inWorkspace(path);
-      const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `get-${++jobs}`);
+    getArchive,
+    async *files(pattern) {
+      const full = inWorkspace(normalizePattern(pattern));
+      const relative = full === workspace ? '' : full.slice(workspace.length + 1);
+      const prefix = staticPrefix(relative);
+      const matcher = globToRegExp(relative);
+      let archive: NodeJS.ReadableStream;
       try {
-        const stream = await container.getArchive({ path: full });
-        // The container must live until the archive is read; destroy() removes it if it never is.
-        let released = false;
-        const release = () => {
-          if (released) return;
-          released = true;
-          dropContainer(container.id).catch(() => undefined);
-        };
-        for (const event of ['end', 'close', 'error']) stream.once(event, release);
-        return stream;
+        archive = await getArchive(prefix === '' ? workspace : `${workspace}/${prefix}`);
       } catch (error) {
-        await dropContainer(container.id).catch(() => undefined);
+        if (statusOf(error) === 404) return;
         throw error;
+      }
+      try {
+        // Entries are named from the base name of the archived path: swap it for the prefix.
+        for await (const entry of readTar(archive as AsyncIterable<Buffer>)) {
+          if (entry.type !== 'file') continue;
+          const slash = entry.name.indexOf('/');
+          const within = slash < 0 ? '' : entry.name.slice(slash + 1);
+          const path = within === '' ? prefix : prefix === '' ? within : `${prefix}/${within}`;
+          if (matcher.test(path)) yield { path, size: entry.size, content: entry.content };
+        }
+      } finally {
+        (archive as { destroy?: () => void }).destroy?.();
       }
     },
     async destroy() {

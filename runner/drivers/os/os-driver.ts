@@ -11,18 +11,26 @@
  * SIGKILL after `killGraceMs`. Processes a job leaves running in the background when its script
  * exits are killed too (with SIGKILL), so no job outlives its run and no stray process keeps the
  * output pipe open. Processes that leave the group on purpose (setsid, daemons) are not tracked.
+ *
+ * Files (objects in, artifacts out) are read and written in the workspace directly; an absolute path
+ * is taken as relative to the workspace, and symbolic links are never followed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
+import { globToRegExp, normalizePattern, staticPrefix } from '../../glob.ts';
 import {
   type Driver,
   type DriverEnvironment,
   DriverError,
   type DriverSession,
+  type EnvironmentFile,
   type JobRun,
 } from '../driver.ts';
 
@@ -61,6 +69,42 @@ async function removeTree(path: string): Promise<void> {
     const chmod = spawn('chmod', ['-R', 'u+rwx', path], { stdio: 'ignore' });
     await once(chmod, 'close').catch(() => undefined);
     await rm(path, { recursive: true, force: true, maxRetries: 2 });
+  }
+}
+
+/**
+ * A path of the os driver's files API, relative to the workspace: an absolute one is taken as
+ * relative to the workspace (the workspace stands for the root the docker driver's paths name).
+ */
+function workspaceRelative(path: string): string {
+  const relative = normalizePattern(path).replace(/^\/+/, '');
+  if (relative.split('/').includes('..')) throw new DriverError(`${path} leaves the workspace`);
+  return relative;
+}
+
+/** Regular files under `dir` (a path relative to `workspace`), depth first in name order; links are not followed. */
+async function* walk(workspace: string, dir: string): AsyncGenerator<string> {
+  const entries = await readdir(join(workspace, dir), { withFileTypes: true }).catch(() => []);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
+    if (entry.isDirectory()) yield* walk(workspace, path);
+    else if (entry.isFile()) yield path;
+  }
+}
+
+async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerator<EnvironmentFile> {
+  const relative = workspaceRelative(pattern);
+  const matcher = globToRegExp(relative);
+  const start = staticPrefix(relative);
+  const found = await lstat(join(workspace, start)).catch(() => null);
+  if (!found) return;
+  const paths = found.isDirectory() ? walk(workspace, start) : found.isFile() ? [start] : [];
+  for await (const path of paths) {
+    if (!matcher.test(path)) continue;
+    const stat = await lstat(join(workspace, path)).catch(() => null);
+    if (!stat?.isFile()) continue;
+    yield { path, size: stat.size, content: createReadStream(join(workspace, path)) };
   }
 }
 
@@ -146,6 +190,22 @@ export function createOsDriver(options: OsDriverOptions): Driver {
       return {
         description: workspace,
         run,
+        async putFile(path, content, size, mode = 0o644) {
+          const target = join(workspace, workspaceRelative(path));
+          if (target === workspace) throw new DriverError(`${path} is the workspace itself`);
+          await mkdir(dirname(target), { recursive: true });
+          let written = 0;
+          const counted = async function* () {
+            for await (const chunk of content) {
+              written += chunk.length;
+              if (written > size) throw new Error(`${path}: more than the announced ${size} bytes`);
+              yield chunk;
+            }
+          };
+          await pipeline(Readable.from(counted()), createWriteStream(target, { mode }));
+          if (written !== size) throw new Error(`${path}: ${written} bytes instead of the announced ${size}`);
+        },
+        files: (pattern) => workspaceFiles(workspace, pattern),
         async destroy() {
           for (const child of running) if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
           await removeTree(root);

@@ -1,0 +1,182 @@
+/**
+ * The HTTP endpoints of objects and artifacts (GraphQL carries no bytes but uploads):
+ *
+ * - `GET|HEAD /artifacts/<id>`: an artifact's bytes, for people and scripts. Authorization as on
+ *   /graphql (bearer token or the console's session cookie) with the `artifact:read` scope; visible
+ *   exactly when its build is. Not visible: 401 without a token, 404 with one (existence is not
+ *   revealed). `Range` is supported (files/serve-blob.ts).
+ * - The runner endpoints, for a build's runner only (its build token, or a runner token):
+ *   `GET|HEAD /runner/builds/<build>/objects/<object>` downloads an object the build draws from (the
+ *   submitter's own, or its namespace's), and
+ *   `POST /runner/builds/<build>/artifacts?job=<job id>&name=<name>` stores the request body as that
+ *   job's artifact `name` (201 with `{id, size, sha256}`; 413 past KILN_ARTIFACT_MAX_BYTES).
+ *   Errors are JSON `{error}` with 400, 401, 403 or 404.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { GraphQLError } from 'graphql';
+import type { Logger } from 'pino';
+import { authorizeRunner } from '../../auth/build-token.ts';
+import { hasScope } from '../../auth/scopes.ts';
+import type { SecretBox } from '../../auth/secret-box.ts';
+import type { Context } from '../../context.ts';
+import { serveBlob } from '../../files/serve-blob.ts';
+import { BuildSchema } from '../builds/builds.entity.ts';
+import type { ObjectService } from '../objects/objects.service.ts';
+import type { ArtifactService } from './artifacts.service.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface FilesHttpDeps {
+  orm: MikroORM;
+  secrets: SecretBox;
+  artifacts: ArtifactService;
+  objects: ObjectService;
+  logger: Logger;
+  /** Who a request is, as /graphql decides it (throws UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED). */
+  contextOf(req: IncomingMessage): Promise<Context>;
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+}
+
+/** The status and headers a GraphQL error from authentication calls for. */
+function httpOf(error: unknown): { status: number; headers: Record<string, string> } | null {
+  const http = (error as GraphQLError)?.extensions?.http as
+    | { status?: number; headers?: Record<string, string> }
+    | undefined;
+  return http?.status ? { status: http.status, headers: http.headers ?? {} } : null;
+}
+
+export function createFilesHttp(deps: FilesHttpDeps) {
+  async function downloadArtifact(req: IncomingMessage, res: ServerResponse, id: string) {
+    let ctx: Context;
+    try {
+      ctx = await deps.contextOf(req);
+    } catch (error) {
+      const http = httpOf(error);
+      if (!http) throw error;
+      json(res, http.status, { error: (error as Error).message }, http.headers);
+      return;
+    }
+    if (!hasScope(ctx.auth.scopes, 'artifact:read')) {
+      json(res, 403, { error: 'the token lacks the artifact:read scope' });
+      return;
+    }
+    const artifact = UUID.test(id) ? await deps.artifacts.find(ctx.em, id) : null;
+    const build = artifact
+      ? await ctx.em.findOne(BuildSchema, { id: artifact.build.id }, { disableIdentityMap: true })
+      : null;
+    if (!artifact || !build || !(await ctx.access.canReadBuild(build))) {
+      if (ctx.auth.viewer === null) json(res, 401, { error: 'sign in to download artifacts' });
+      else json(res, 404, { error: `no artifact ${id}` });
+      return;
+    }
+    await serveBlob(req, res, deps.artifacts.store, {
+      sha256: artifact.sha256,
+      size: artifact.size,
+      name: artifact.name,
+      contentType: 'application/octet-stream',
+    });
+  }
+
+  /** The build `buildId` when the request may use its runner endpoints; otherwise answered here. */
+  async function runnerBuild(em: EntityManager, req: IncomingMessage, res: ServerResponse, buildId: string) {
+    const allowed = await authorizeRunner(em, deps.secrets, req.headers.authorization, buildId);
+    if (!allowed.ok) {
+      json(res, allowed.status, {
+        error:
+          allowed.status === 401 ? 'a build token or a runner token is needed' : 'not a token of this build',
+      });
+      return null;
+    }
+    const build = UUID.test(buildId) ? await em.findOne(BuildSchema, { id: buildId }) : null;
+    if (!build) json(res, 404, { error: `no build ${buildId}` });
+    return build;
+  }
+
+  async function downloadObject(
+    req: IncomingMessage,
+    res: ServerResponse,
+    buildId: string,
+    objectId: string,
+  ) {
+    const em = deps.orm.em.fork();
+    const build = await runnerBuild(em, req, res, buildId);
+    if (!build) return;
+    const object = UUID.test(objectId) ? await deps.objects.find(em, objectId) : null;
+    const scope = { ownerId: build.owner.id, namespaceId: build.namespace?.id ?? null };
+    if (!object || !deps.objects.belongsToBuild(object, scope)) {
+      json(res, 404, { error: `no object ${objectId} for this build` });
+      return;
+    }
+    await serveBlob(req, res, deps.artifacts.store, {
+      sha256: object.sha256,
+      size: object.size,
+      name: object.name,
+      contentType: object.contentType,
+    });
+  }
+
+  async function uploadArtifact(req: IncomingMessage, res: ServerResponse, buildId: string, url: URL) {
+    const em = deps.orm.em.fork();
+    const build = await runnerBuild(em, req, res, buildId);
+    if (!build) return;
+    const jobId = url.searchParams.get('job') ?? '';
+    const name = url.searchParams.get('name') ?? '';
+    if (!UUID.test(jobId)) {
+      json(res, 400, { error: 'the job query parameter must be a job id' });
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > deps.artifacts.maxBytes) {
+      // Not worth reading: answer and close, so the rest of the body is never sent.
+      json(
+        res,
+        413,
+        { error: `an artifact is at most ${deps.artifacts.maxBytes} bytes` },
+        { connection: 'close' },
+      );
+      return;
+    }
+    const result = await deps.artifacts.upload(em, { buildId: build.id, jobId, name, content: req });
+    if (!result.ok) {
+      json(
+        res,
+        result.status,
+        { error: result.reason },
+        result.status === 413 ? { connection: 'close' } : {},
+      );
+      return;
+    }
+    const { artifact } = result;
+    json(res, 201, { id: artifact.id, size: artifact.size, sha256: artifact.sha256 });
+  }
+
+  /** Answers the request when it is one of these endpoints; false otherwise. */
+  return async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const method = req.method ?? 'GET';
+    const read = method === 'GET' || method === 'HEAD';
+    let m = /^\/artifacts\/([^/]+)$/.exec(url.pathname);
+    if (m && read) {
+      await downloadArtifact(req, res, m[1]!);
+      return true;
+    }
+    m = /^\/runner\/builds\/([^/]+)\/objects\/([^/]+)$/.exec(url.pathname);
+    if (m && read) {
+      await downloadObject(req, res, m[1]!, m[2]!);
+      return true;
+    }
+    m = /^\/runner\/builds\/([^/]+)\/artifacts$/.exec(url.pathname);
+    if (m && method === 'POST') {
+      await uploadArtifact(req, res, m[1]!, url);
+      return true;
+    }
+    if (url.pathname.startsWith('/runner/')) {
+      json(res, 405, { error: `${method} ${url.pathname} is not an endpoint` });
+      return true;
+    }
+    return false;
+  };
+}
