@@ -24,7 +24,7 @@ const ApiConfigSchema = z.object({
     .default('kiln'),
   KILN_BOOTSTRAP_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   KILN_PUBLIC_URL: z.string().url().optional(),
-  KILN_DRIVERS: csv.default(['os']),
+  KILN_DRIVERS: csv.default(['os', 'docker']),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KILN_DELIVERY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
   KILN_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),

@@ -12,7 +12,7 @@ describe('loadRunnerConfig', () => {
       queues: ['default'],
       concurrency: availableParallelism(),
       drainTimeoutMs: 30_000,
-      drivers: ['os'],
+      drivers: ['os', 'docker'],
       brokerPrefix: 'kiln',
       logLevel: 'info',
       workspaceDir: tmpdir(),

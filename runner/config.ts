@@ -8,7 +8,7 @@
  * | KILN_RUNNER_QUEUES | `default` | comma-separated queues to take builds from |
  * | KILN_RUNNER_CONCURRENCY | available parallelism | builds run at once |
  * | KILN_RUNNER_DRAIN_SECONDS | 30 | on SIGTERM, how long running builds may finish before they are handed back |
- * | KILN_DRIVERS | `os` | comma-separated driver types this runner offers |
+ * | KILN_DRIVERS | `os,docker` | driver types this runner offers (docker only when its engine answers) |
  * | KILN_BROKER_PREFIX | `kiln` | prefix of every exchange and queue |
  * | KILN_DELIVERY_LIMIT | 5 | deliveries of a build before it is dead-lettered; the same on every process |
  * | KILN_LOG_LEVEL | `info` | pino level |
@@ -123,7 +123,7 @@ const schema = dockerSchema.extend({
   ),
   KILN_RUNNER_CONCURRENCY: positiveInt(availableParallelism()),
   KILN_RUNNER_DRAIN_SECONDS: z.preprocess(blankToUndefined, z.coerce.number().min(0).default(30)),
-  KILN_DRIVERS: list('KILN_DRIVERS', 'os').refine(
+  KILN_DRIVERS: list('KILN_DRIVERS', 'os,docker').refine(
     (drivers) => drivers.every((d) => d === '' || (DRIVER_TYPES as readonly string[]).includes(d)),
     `driver types are ${DRIVER_TYPES.join(', ')}`,
   ),
