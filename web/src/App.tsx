@@ -1,0 +1,159 @@
+import {
+  A,
+  Navigate,
+  Route,
+  Router,
+  type RouteSectionProps,
+  useLocation,
+  useNavigate,
+} from '@solidjs/router';
+import { createQuery, Provider } from '@urql/solid';
+import { createMemo, lazy, onCleanup, Show } from 'solid-js';
+import { graphql } from './graphql.ts';
+import { createSession } from './lib/create-session.ts';
+import { createKilnClient } from './lib/kiln-client.ts';
+import { KilnContext, useKiln } from './lib/kiln-context.ts';
+import { BuildsPage } from './views/builds/BuildsPage.tsx';
+
+const BuildPage = lazy(() => import('./views/builds/BuildPage.tsx'));
+const SubmitPage = lazy(() => import('./views/builds/SubmitPage.tsx'));
+const SignInPage = lazy(() => import('./views/session/SignInPage.tsx'));
+const SignUpPage = lazy(() => import('./views/session/SignUpPage.tsx'));
+const TokensPage = lazy(() => import('./views/tokens/TokensPage.tsx'));
+
+const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
+
+const ViewerQuery = graphql(`
+  query Viewer {
+    viewer {
+      id
+      username
+      isAdmin
+    }
+  }
+`);
+
+const LogOut = graphql(`
+  mutation LogOut {
+    logOut
+  }
+`);
+
+function Viewer() {
+  const { session, client } = useKiln();
+  const navigate = useNavigate();
+  const [viewer] = createQuery({ query: ViewerQuery });
+  return (
+    <div class="viewer">
+      <Show when={viewer.data?.viewer}>{(v) => <span class="muted">{v().username}</span>}</Show>
+      <button
+        type="button"
+        class="link-button"
+        onClick={async () => {
+          // Ends the cookie session too; a bearer token stays valid (it is only forgotten here).
+          await client.urql.mutation(LogOut, {}).toPromise();
+          session.signOut();
+          navigate('/sign-in');
+        }}
+      >
+        Sign out
+      </button>
+    </div>
+  );
+}
+
+/** The frame of every page: the client for the current token, the header, and the sign-in gate. */
+function Shell(props: RouteSectionProps) {
+  const session = createSession();
+  const location = useLocation();
+  const navigate = useNavigate();
+  const isPublic = () => PUBLIC_PATHS.has(location.pathname);
+  const client = createMemo(() => {
+    const token = session.token();
+    const c = createKilnClient({
+      token: () => token,
+      onUnauthenticated: () => {
+        if (isPublic()) return;
+        session.signOut();
+        navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, {
+          replace: true,
+        });
+      },
+    });
+    onCleanup(() => c.dispose());
+    return c;
+  });
+
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <A href="/builds" class="brand" end>
+          Kiln
+        </A>
+        <Show when={session.token()}>
+          <nav aria-label="Main">
+            <A href="/builds" end>
+              Builds
+            </A>
+            <A href="/builds/new">New build</A>
+            <A href="/tokens">Tokens</A>
+          </nav>
+        </Show>
+        <Show when={session.token() ? client() : undefined} keyed>
+          {(c) => (
+            <KilnContext.Provider value={{ session, client: c }}>
+              <Provider value={c.urql}>
+                <Viewer />
+              </Provider>
+            </KilnContext.Provider>
+          )}
+        </Show>
+      </header>
+      <main id="main" tabindex="-1">
+        <Show
+          when={session.token() || isPublic()}
+          fallback={
+            <Navigate href={`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`} />
+          }
+        >
+          <Show when={client()} keyed>
+            {(c) => (
+              <KilnContext.Provider value={{ session, client: c }}>
+                <Provider value={c.urql}>{props.children}</Provider>
+              </KilnContext.Provider>
+            )}
+          </Show>
+        </Show>
+      </main>
+    </>
+  );
+}
+
+function NotFound() {
+  return (
+    <section class="page">
+      <h1>Not found</h1>
+      <p>
+        Nothing lives at this address. <A href="/builds">See the builds</A>.
+      </p>
+    </section>
+  );
+}
+
+export function App() {
+  return (
+    <Router root={Shell}>
+      <Route path="/" component={() => <Navigate href="/builds" />} />
+      <Route path="/builds" component={BuildsPage} />
+      <Route path="/builds/new" component={SubmitPage} />
+      <Route path="/builds/:id" component={BuildPage} />
+      <Route path="/sign-in" component={SignInPage} />
+      <Route path="/sign-up" component={SignUpPage} />
+      <Route path="/tokens" component={TokensPage} />
+      <Route path="*" component={NotFound} />
+    </Router>
+  );
+}

@@ -1,0 +1,333 @@
+import { A, useLocation, useNavigate, useParams } from '@solidjs/router';
+import { createMutation, createQuery, createSubscription } from '@urql/solid';
+import { createEffect, createMemo, createSignal, For, on, Show, untrack } from 'solid-js';
+import { LogViewer } from '../../components/log/LogViewer.tsx';
+import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
+import { StatusBadge } from '../../components/StatusBadge.tsx';
+import { graphql, type ResultOf } from '../../graphql.ts';
+import { createNow } from '../../lib/create-now.ts';
+import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
+import { isFinal, type JobStatus } from '../../lib/status.ts';
+import { BuildStateFragment } from './build-fragments.ts';
+import { createLogStream } from './create-log-stream.ts';
+
+const BuildQuery = graphql(
+  `
+  query Build($id: ID!) {
+    build(id: $id) {
+      ...BuildState
+      manifest
+    }
+  }
+`,
+  [BuildStateFragment],
+);
+
+const BuildUpdated = graphql(
+  `
+  subscription BuildUpdated($buildId: ID!) {
+    buildUpdated(buildId: $buildId) {
+      ...BuildState
+    }
+  }
+`,
+  [BuildStateFragment],
+);
+
+const KillBuild = graphql(
+  `
+  mutation KillBuild($input: KillBuildInput!) {
+    killBuild(input: $input) {
+      __typename
+      ... on KillBuildSuccess {
+        build {
+          ...BuildState
+        }
+      }
+      ... on NotFoundError {
+        message
+      }
+    }
+  }
+`,
+  [BuildStateFragment],
+);
+
+const RerunBuild = graphql(`
+  mutation RerunBuild($input: SubmitBuildInput!) {
+    submitBuild(input: $input) {
+      __typename
+      ... on SubmitBuildSuccess {
+        build {
+          id
+        }
+      }
+      ... on ManifestError {
+        message
+      }
+    }
+  }
+`);
+
+type BuildState = ResultOf<typeof BuildStateFragment>;
+
+export default function BuildPage() {
+  const params = useParams<{ id: string }>();
+  const location = useLocation();
+  const navigate = useNavigate();
+  const now = createNow(1000);
+  const id = () => params.id;
+
+  const [query, refetch] = createQuery({
+    query: BuildQuery,
+    variables: () => ({ id: id() }),
+    requestPolicy: 'cache-and-network',
+  });
+  /** The newest state from whichever source spoke last: the query, the subscription or a kill. */
+  const [latest, setLatest] = createSignal<BuildState | null>(null);
+  const accept = (next: BuildState | null | undefined) => {
+    if (!next) return;
+    // Untracked: the effects that call this must rerun only when their own source changes.
+    const cur = untrack(latest);
+    // A status never goes back from final: an older message arriving late must not undo it.
+    if (cur && cur.id === next.id && isFinal(cur.status) && !isFinal(next.status)) return;
+    setLatest(next);
+  };
+  createEffect(on(id, () => setLatest(null)));
+  createEffect(() => accept(query.data?.build));
+
+  // A boolean memo: createSubscription restarts whenever what `pause` reads changes, and `latest`
+  // changes with every update.
+  const settled = createMemo(() => !!latest() && isFinal(latest()!.status));
+  const [updates] = createSubscription({
+    query: BuildUpdated,
+    variables: () => ({ buildId: id() }),
+    pause: settled,
+  });
+  createEffect(() => accept(updates.data?.buildUpdated));
+
+  const stream = createLogStream(id, () => refetch({ requestPolicy: 'network-only' }));
+  // A build that started between the query and the subscription: its log says it runs, so ask again.
+  let asked = '';
+  createEffect(() => {
+    const b = latest();
+    if (b?.status === 'QUEUED' && stream.store.lineCount() > 0 && asked !== b.id) {
+      asked = b.id;
+      refetch({ requestPolicy: 'network-only' });
+    }
+  });
+  createEffect(() => {
+    const b = latest();
+    if (b) stream.store.setJobs(b.stages.flatMap((s) => s.jobs));
+  });
+  const jobStatus = (jobId: string): JobStatus | undefined => {
+    for (const s of latest()?.stages ?? []) for (const j of s.jobs) if (j.id === jobId) return j.status;
+    return undefined;
+  };
+
+  const [kill, executeKill] = createMutation(KillBuild);
+  const [killError, setKillError] = createSignal<string | null>(null);
+  async function onKill() {
+    setKillError(null);
+    const result = await executeKill({ input: { buildId: id() } });
+    if (result.error) return setKillError(result.error.message);
+    const r = result.data?.killBuild;
+    switch (r?.__typename) {
+      case 'KillBuildSuccess':
+        accept(r.build);
+        return;
+      case 'NotFoundError':
+        return setKillError(r.message);
+    }
+  }
+
+  const [rerun, executeRerun] = createMutation(RerunBuild);
+  const [rerunError, setRerunError] = createSignal<string | null>(null);
+  async function onRerun() {
+    const b = latest();
+    const manifest = query.data?.build?.manifest;
+    if (!b || manifest === undefined) return;
+    setRerunError(null);
+    const result = await executeRerun({ input: { manifest, comment: b.comment, tags: b.tags } });
+    if (result.error) return setRerunError(result.error.message);
+    const r = result.data?.submitBuild;
+    switch (r?.__typename) {
+      case 'SubmitBuildSuccess':
+        navigate(`/builds/${r.build.id}`);
+        return;
+      case 'ManifestError':
+        return setRerunError(`the manifest is no longer valid: ${r.message}`);
+    }
+  }
+
+  const duration = () => {
+    const b = latest();
+    return b ? elapsed(b.startedAt, b.finishedAt, now()) : null;
+  };
+
+  return (
+    <section class="page build-page">
+      <nav class="breadcrumb" aria-label="Breadcrumb">
+        <A href="/builds">Builds</A> <span aria-hidden="true">/</span>{' '}
+        <span aria-current="page">{latest() ? `#${latest()!.number}` : '…'}</span>
+      </nav>
+      <Show when={query.error && !query.data}>
+        <ErrorNotice error={query.error!} title="Could not load the build" retry={() => refetch()} />
+      </Show>
+      <Show when={!query.data && query.fetching}>
+        <Loading label="Loading the build…" />
+      </Show>
+      <Show when={query.data && !query.data.build}>
+        <EmptyState title="No such build">
+          <p>
+            It does not exist, or you may not see it. <A href="/builds">See all builds</A>.
+          </p>
+        </EmptyState>
+      </Show>
+      <Show when={latest()}>
+        {(b) => (
+          <>
+            <div class="page-head">
+              <h1>
+                Build #{b().number} <StatusBadge status={b().status} />
+              </h1>
+              <div class="actions">
+                <Show when={!isFinal(b().status)}>
+                  <button type="button" class="danger" disabled={kill.fetching} onClick={onKill}>
+                    {kill.fetching ? 'Killing…' : 'Kill'}
+                  </button>
+                </Show>
+                <button type="button" disabled={rerun.fetching || !query.data?.build} onClick={onRerun}>
+                  {rerun.fetching ? 'Starting…' : 'Rerun'}
+                </button>
+              </div>
+            </div>
+            <Show when={killError()}>
+              {(e) => <ErrorNotice error={e()} title="Could not kill the build" />}
+            </Show>
+            <Show when={rerunError()}>
+              {(e) => <ErrorNotice error={e()} title="Could not rerun the build" />}
+            </Show>
+            <dl class="facts">
+              <div>
+                <dt>Trigger</dt>
+                <dd>{b().trigger.toLowerCase()}</dd>
+              </div>
+              <div>
+                <dt>Created</dt>
+                <dd>
+                  <time datetime={b().createdAt} title={formatDate(b().createdAt)}>
+                    {formatAgo(b().createdAt, now())}
+                  </time>
+                </dd>
+              </div>
+              <div>
+                <dt>Duration</dt>
+                <dd data-testid="duration">
+                  {duration() === null ? 'not started' : formatDuration(duration()!)}
+                </dd>
+              </div>
+              <div>
+                <dt>Queue</dt>
+                <dd>{b().queue}</dd>
+              </div>
+              <Show when={b().attempt > 1}>
+                <div>
+                  <dt>Attempt</dt>
+                  <dd>{b().attempt}</dd>
+                </div>
+              </Show>
+              <div>
+                <dt>Tags</dt>
+                <dd>
+                  <Show when={b().tags.length > 0} fallback={<span class="muted">none</span>}>
+                    <For each={b().tags}>
+                      {(tag) => (
+                        <A class="tag" href={`/builds?tag=${encodeURIComponent(tag)}`}>
+                          {tag}
+                        </A>
+                      )}
+                    </For>
+                  </Show>
+                </dd>
+              </div>
+              <div class="fact-wide">
+                <dt>Comment</dt>
+                <dd>{b().comment || <span class="muted">none</span>}</dd>
+              </div>
+              <Show when={b().reason}>
+                <div class="fact-wide">
+                  <dt>Reason</dt>
+                  <dd>{b().reason}</dd>
+                </div>
+              </Show>
+            </dl>
+
+            <h2 class="visually-hidden">Stages</h2>
+            <ol class="stages">
+              <For each={b().stages}>
+                {(stage) => (
+                  <li class="stage">
+                    <div class="stage-name">
+                      {stage.name}
+                      <Show when={stage.canFail}>
+                        <span class="muted"> (may fail)</span>
+                      </Show>
+                    </div>
+                    <ul class="jobs">
+                      <For each={stage.jobs}>
+                        {(job) => {
+                          const d = () => elapsed(job.startedAt, job.finishedAt, now());
+                          return (
+                            <li class="job" data-job={job.name}>
+                              <a
+                                href={`#${job.name}-L1`}
+                                onClick={(e) => {
+                                  e.preventDefault();
+                                  navigate(`${location.pathname}${location.search}#${job.name}-L1`, {
+                                    scroll: false,
+                                  });
+                                }}
+                              >
+                                {job.name}
+                              </a>
+                              <StatusBadge status={job.status} small />
+                              <span class="muted">
+                                {d() === null ? '' : formatDuration(d()!)}
+                                {job.exitCode !== null && job.exitCode !== 0 ? ` · exit ${job.exitCode}` : ''}
+                              </span>
+                            </li>
+                          );
+                        }}
+                      </For>
+                    </ul>
+                  </li>
+                )}
+              </For>
+            </ol>
+
+            <Show when={stream.error()}>
+              {(e) => <ErrorNotice error={e()} title="The log stream stopped" retry={stream.retry} />}
+            </Show>
+            <LogViewer
+              store={stream.store}
+              hash={() => location.hash}
+              setHash={(anchor) =>
+                navigate(`${location.pathname}${location.search}#${anchor}`, { replace: true, scroll: false })
+              }
+              streamState={stream.state}
+              jobStatus={jobStatus}
+              downloadName={`build-${b().number}.log`}
+              emptyText={isFinal(b().status) ? 'This build printed nothing.' : 'Waiting for output…'}
+            />
+
+            <details class="manifest">
+              <summary>Manifest</summary>
+              <pre>{query.data?.build?.manifest}</pre>
+            </details>
+          </>
+        )}
+      </Show>
+    </section>
+  );
+}

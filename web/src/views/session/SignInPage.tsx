@@ -1,0 +1,146 @@
+import { A, useNavigate, useSearchParams } from '@solidjs/router';
+import { createSignal, Show } from 'solid-js';
+import { ErrorNotice } from '../../components/Notice.tsx';
+import { graphql } from '../../graphql.ts';
+import { useKiln } from '../../lib/kiln-context.ts';
+import { failureMessage, isMissingOperation, LogIn } from './accounts-documents.ts';
+
+const CheckToken = graphql(`
+  query CheckToken {
+    viewer {
+      id
+      username
+    }
+  }
+`);
+
+/** Where to go after signing in: a path on this site, never another origin. */
+export function nextPath(next: string | string[] | undefined): string {
+  const n = Array.isArray(next) ? next[0] : next;
+  return n?.startsWith('/') && !n.startsWith('//') ? n : '/builds';
+}
+
+export default function SignInPage() {
+  const { session, client } = useKiln();
+  const navigate = useNavigate();
+  const [params] = useSearchParams<{ next?: string }>();
+  const [token, setToken] = createSignal('');
+  const [username, setUsername] = createSignal('');
+  const [password, setPassword] = createSignal('');
+  const [busy, setBusy] = createSignal<'token' | 'password' | null>(null);
+  const [tokenError, setTokenError] = createSignal<string | null>(null);
+  const [loginError, setLoginError] = createSignal<string | null>(null);
+
+  function done(t: string) {
+    session.signIn(t);
+    navigate(nextPath(params.next), { replace: true });
+  }
+
+  async function withToken(e: SubmitEvent) {
+    e.preventDefault();
+    const t = token().trim();
+    if (!t) return setTokenError('paste a token first');
+    setBusy('token');
+    setTokenError(null);
+    const result = await client.urql
+      .query(
+        CheckToken,
+        {},
+        { requestPolicy: 'network-only', fetchOptions: { headers: { authorization: `Bearer ${t}` } } },
+      )
+      .toPromise();
+    setBusy(null);
+    if (result.data?.viewer) return done(t);
+    const unauthenticated =
+      result.error?.response?.status === 401 ||
+      result.error?.graphQLErrors.some((g) => g.extensions?.code === 'UNAUTHENTICATED');
+    setTokenError(
+      unauthenticated ? 'the server does not accept this token' : (result.error?.message ?? 'no user'),
+    );
+  }
+
+  async function withPassword(e: SubmitEvent) {
+    e.preventDefault();
+    setBusy('password');
+    setLoginError(null);
+    const result = await client.urql
+      .mutation(LogIn, { input: { username: username().trim(), password: password() } })
+      .toPromise();
+    setBusy(null);
+    if (result.error) {
+      const message = result.error.message;
+      const noAccounts =
+        isMissingOperation(message) ||
+        result.error.graphQLErrors.some((g) => g.extensions?.code === 'UNAUTHENTICATED');
+      return setLoginError(
+        noAccounts ? 'this server does not have accounts yet: sign in with an API token' : message,
+      );
+    }
+    const r = result.data?.logIn;
+    switch (r?.__typename) {
+      case 'LogInSuccess':
+        return done(r.token);
+      default:
+        return setLoginError(failureMessage(r));
+    }
+  }
+
+  return (
+    <section class="page narrow">
+      <h1>Sign in to Kiln</h1>
+      <form class="card" onSubmit={withPassword} aria-labelledby="login-heading">
+        <h2 id="login-heading">With your account</h2>
+        <label>
+          Username
+          <input
+            name="username"
+            autocomplete="username"
+            required
+            value={username()}
+            onInput={(e) => setUsername(e.currentTarget.value)}
+          />
+        </label>
+        <label>
+          Password
+          <input
+            name="password"
+            type="password"
+            autocomplete="current-password"
+            required
+            value={password()}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        </label>
+        <Show when={loginError()}>{(m) => <ErrorNotice error={m()} title="Could not log in" />}</Show>
+        <button type="submit" class="primary" disabled={busy() !== null}>
+          {busy() === 'password' ? 'Logging in…' : 'Log in'}
+        </button>
+        <p class="muted">
+          No account? <A href="/sign-up">Sign up</A>
+        </p>
+      </form>
+      <form class="card" onSubmit={withToken} aria-labelledby="token-heading">
+        <h2 id="token-heading">With an API token</h2>
+        <p class="muted">
+          For example the admin's token that <code>kiln start</code> printed and saved in{' '}
+          <code>.kiln/bootstrap-token</code>.
+        </p>
+        <label>
+          API token
+          <input
+            name="token"
+            type="password"
+            autocomplete="off"
+            spellcheck={false}
+            value={token()}
+            onInput={(e) => setToken(e.currentTarget.value)}
+          />
+        </label>
+        <Show when={tokenError()}>{(m) => <ErrorNotice error={m()} title="Could not sign in" />}</Show>
+        <button type="submit" disabled={busy() !== null}>
+          {busy() === 'token' ? 'Checking…' : 'Sign in with token'}
+        </button>
+      </form>
+    </section>
+  );
+}
