@@ -2,9 +2,11 @@
 import { builder } from './builder.ts';
 import './modules/artifacts/artifacts.schema.ts';
 import './modules/builds/builds.schema.ts';
+import './modules/builds/builds-live.schema.ts';
 import './modules/keys/keys.schema.ts';
 import './modules/namespaces/namespaces.schema.ts';
 import './modules/objects/objects.schema.ts';
+import './modules/runners/runners.schema.ts';
 import './modules/tokens/tokens.schema.ts';
 import './modules/users/users.schema.ts';
 import './modules/variables/variables.schema.ts';

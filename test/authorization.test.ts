@@ -213,6 +213,11 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         scopeless: 'forbidden',
       },
     },
+    'Query.runners': {
+      // Admins or runner:read: the scopeless token holds only runner:read, sessions hold every scope.
+      run: async (who) => judge('runners', await gql(who, '{ runners { name online } }'), false),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
+    },
     'Query.namespace': {
       run: async (who) => judge('namespace', await gql(who, '{ namespace(path: "owner@team") { path } }')),
       expect: members,
@@ -536,6 +541,34 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         subscribe(who, 'buildUpdated', 'subscription ($id: ID!) { buildUpdated(buildId: $id) { id } }', {
           id: buildId,
         }),
+      expect: members,
+    },
+    'Subscription.runnersUpdated': {
+      run: (who) => subscribe(who, 'runnersUpdated', 'subscription { runnersUpdated { name } }', {}),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
+    },
+    'Subscription.buildsUpdated': {
+      run: async (who) => {
+        await t.listen();
+        const query = 'subscription { buildsUpdated(namespace: "owner@team") { id } }';
+        const theirs = collect(t.ws(token(who)), query, {}, (items) => items.length > 0);
+        const owners = collect(t.ws(tokens.owner), query, {}, (items) => items.length > 0);
+        // Submit until the owner hears of a new build: then `who` has been told too, if it may see it.
+        for (let i = 0; i < 20 && owners.items.length === 0; i++) {
+          await gql(
+            'owner',
+            `mutation ($m: String!) { submitBuild(input: { manifest: $m, namespace: "team" }) { __typename } }`,
+            { m: 'driver: {type: os}\nstages: [s]\njobs: [{stage: s, commands: [echo]}]\n' },
+          );
+          await Promise.race([owners.done, new Promise((r) => setTimeout(r, 250))]);
+        }
+        await Promise.race([theirs.done, new Promise((r) => setTimeout(r, 300))]);
+        theirs.stop();
+        owners.stop();
+        const error = theirs.errors[0] as { extensions?: { code?: string } } | undefined;
+        if (error) return judge('buildsUpdated', { errors: [{ message: '', extensions: error.extensions }] });
+        return theirs.items.length > 0 ? 'ok' : 'hidden';
+      },
       expect: members,
     },
   };

@@ -14,6 +14,7 @@ export type Role = 'owner' | 'collaborator' | 'reader';
 
 export class Access {
   private readonly collaborations = new Map<string, Promise<boolean>>();
+  private readonly invitations = new Map<string, Promise<boolean>>();
   private readonly namespaces = new Map<string, Promise<Namespace | null>>();
 
   constructor(
@@ -41,6 +42,23 @@ export class Access {
         )
         .then((rows) => rows.length > 0);
       this.collaborations.set(rootId, found);
+    }
+    return found;
+  }
+
+  /** Whether the viewer has an unanswered invite to collaborate on this root namespace. */
+  invitedTo(rootId: string): Promise<boolean> {
+    const viewer = this.viewerId;
+    if (!viewer) return Promise.resolve(false);
+    let found = this.invitations.get(rootId);
+    if (!found) {
+      found = this.em
+        .execute<{ n: number }[]>(
+          'select 1 as n from namespace_invites where namespace_id = ? and invitee_id = ?',
+          [rootId, viewer],
+        )
+        .then((rows) => rows.length > 0);
+      this.invitations.set(rootId, found);
     }
     return found;
   }

@@ -10,7 +10,8 @@
  * with the state after each change.
  *
  * Fan-out consumes this process's exclusive queue and feeds the in-process pubsub: log chunks as they
- * arrive (before they are stored: subscriptions dedupe by cursor) and `build.updated` notifications.
+ * arrive (before they are stored: subscriptions dedupe by cursor), `build.updated` notifications and
+ * runner heartbeats.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
@@ -49,6 +50,7 @@ export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
   const fanout = await deps.broker.consumeEventsFanout((event) => {
     if (event.type === 'log.chunk') deps.pubsub.publishLog(event);
     else if (event.type === 'build.updated') deps.pubsub.publishBuild(event);
+    else if (event.type === 'runner.heartbeat') deps.pubsub.publishRunner(event);
   });
   const dead = await deps.broker.consumeDeadLetters(async (letter) => {
     const parsed = BuildJobSchema.safeParse(safeJson(letter.body));
@@ -82,6 +84,14 @@ function safeJson(text: string): unknown {
 
 async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Promise<void> {
   const em = deps.orm.em.fork();
+  const onlyChunks = deliveries.flatMap(({ event }) => (event.type === 'log.chunk' ? [event] : []));
+  if (onlyChunks.length === deliveries.length) {
+    // The common batch while a job prints: rows idempotent each on its own need no transaction, and
+    // BEGIN and COMMIT would triple its round trips (embedded, each one holds up the event loop).
+    await insertChunks(em, onlyChunks);
+    for (const d of deliveries) await d.ack();
+    return;
+  }
   const updates: BuildUpdated[] = [];
   const toKill = new Set<string>();
   await em.transactional(async (tx) => {

@@ -4,16 +4,21 @@
  *
  * - `build:<id>`: the build or one of its jobs changed status (payload: the state after the change).
  * - `build:<id>:log`: a log chunk of the build, as the runner published it.
+ * - `builds`: every build's changes (the same payloads as `build:<id>`), for lists of builds.
+ * - `runners`: every runner heartbeat, as the runner published it.
  *
  * The last few log chunks of each build stay replayable for a short while (RECENT_LOG_MS, at most
  * RECENT_LOG_CHUNKS a build): a subscriber that arrives just after a chunk was published (a client
  * watching a build it has just submitted) gets it at once instead of waiting for it to be stored.
  */
-import type { BuildUpdated, LogChunkEvent } from '../../runner/contract/messages.ts';
+import type { BuildUpdated, LogChunkEvent, RunnerEventOf } from '../../runner/contract/messages.ts';
+
+export type RunnerHeartbeat = RunnerEventOf<'runner.heartbeat'>;
 
 export type PubSubEvent = { topic: 'build'; update: BuildUpdated } | { topic: 'log'; chunk: LogChunkEvent };
 
-type Listener = (event: PubSubEvent) => void;
+/** Build and log topics carry PubSubEvents; `runners` carries heartbeats (see subscribeRunners). */
+type Listener = (event: unknown) => void;
 
 /** How long a published log chunk can be replayed to a late subscriber. */
 export const RECENT_LOG_MS = 2_000;
@@ -26,7 +31,13 @@ export class PubSub {
   private readonly recent = new Map<string, { chunk: LogChunkEvent; at: number }[]>();
 
   publishBuild(update: BuildUpdated): void {
-    this.emit(`build:${update.buildId}`, { topic: 'build', update });
+    const event: PubSubEvent = { topic: 'build', update };
+    this.emit(`build:${update.buildId}`, event);
+    this.emit('builds', event);
+  }
+
+  publishRunner(beat: RunnerHeartbeat): void {
+    this.emit('runners', beat);
   }
 
   publishLog(chunk: LogChunkEvent): void {
@@ -46,11 +57,20 @@ export class PubSub {
    * returned or `signal` aborts, so nothing published after subscribing is missed.
    */
   subscribe(topics: string[], signal?: AbortSignal): AsyncIterableIterator<PubSubEvent> {
-    const buffer: PubSubEvent[] = [];
+    return this.listen<PubSubEvent>(topics, signal);
+  }
+
+  /** Every runner heartbeat from the moment of the call, like `subscribe`. */
+  subscribeRunners(signal?: AbortSignal): AsyncIterableIterator<RunnerHeartbeat> {
+    return this.listen<RunnerHeartbeat>(['runners'], signal);
+  }
+
+  private listen<T>(topics: string[], signal?: AbortSignal): AsyncIterableIterator<T> {
+    const buffer: T[] = [];
     let wake: (() => void) | null = null;
     let done = false;
     const listener: Listener = (event) => {
-      buffer.push(event);
+      buffer.push(event as T);
       wake?.();
     };
     const stop = () => {
@@ -68,7 +88,7 @@ export class PubSub {
       set.add(listener);
     }
     signal?.addEventListener('abort', stop, { once: true });
-    const iterator: AsyncIterableIterator<PubSubEvent> = {
+    const iterator: AsyncIterableIterator<T> = {
       async next() {
         while (buffer.length === 0 && !done) {
           await new Promise<void>((resolve) => {
@@ -103,7 +123,7 @@ export class PubSub {
     }
   }
 
-  private emit(topic: string, event: PubSubEvent): void {
+  private emit(topic: string, event: unknown): void {
     const set = this.listeners.get(topic);
     if (!set) return;
     for (const listener of set) listener(event);

@@ -20,6 +20,10 @@ const SubmitPage = lazy(() => import('./views/builds/SubmitPage.tsx'));
 const SignInPage = lazy(() => import('./views/session/SignInPage.tsx'));
 const SignUpPage = lazy(() => import('./views/session/SignUpPage.tsx'));
 const TokensPage = lazy(() => import('./views/tokens/TokensPage.tsx'));
+const NamespacesPage = lazy(() => import('./views/namespaces/NamespacesPage.tsx'));
+const NamespacePage = lazy(() => import('./views/namespaces/NamespacePage.tsx'));
+const SecretsPage = lazy(() => import('./views/secrets/SecretsPanel.tsx'));
+const RunnersPage = lazy(() => import('./views/runners/RunnersPage.tsx'));
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
 
@@ -99,7 +103,10 @@ function Shell(props: RouteSectionProps) {
               Builds
             </A>
             <A href="/builds/new">New build</A>
+            <A href="/namespaces">Namespaces</A>
+            <A href="/variables">Variables</A>
             <A href="/tokens">Tokens</A>
+            <A href="/runners">Runners</A>
           </nav>
         </Show>
         <Show when={session.token() ? client() : undefined} keyed>
@@ -153,6 +160,10 @@ export function App() {
       <Route path="/sign-in" component={SignInPage} />
       <Route path="/sign-up" component={SignUpPage} />
       <Route path="/tokens" component={TokensPage} />
+      <Route path="/namespaces" component={NamespacesPage} />
+      <Route path="/namespaces/:owner/*path" component={NamespacePage} />
+      <Route path="/variables" component={SecretsPage} />
+      <Route path="/runners" component={RunnersPage} />
       <Route path="*" component={NotFound} />
     </Router>
   );

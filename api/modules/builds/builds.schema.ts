@@ -69,6 +69,20 @@ type StageView = Stage & { jobStates?: JobStates };
 /** A build as stored, or as it was at one change (buildUpdated) when `jobStates` is set. */
 export type BuildView = Build & { jobStates?: JobStates };
 
+/** The build as a `build.updated` snapshot says it was at one change. */
+export function viewAt(build: Build, u: BuildUpdated): BuildView {
+  const date = (s: string | null) => (s ? new Date(s) : null);
+  return {
+    ...build,
+    status: u.status,
+    attempt: u.attempt,
+    reason: u.reason,
+    startedAt: date(u.startedAt),
+    finishedAt: date(u.finishedAt),
+    jobStates: new Map(u.jobs.map((j) => [j.jobId, j])),
+  };
+}
+
 const stagesByBuild = createContextCache(
   (ctx: Context) =>
     new DataLoader<string, Stage[]>(async (ids) => {
@@ -406,18 +420,7 @@ builder.subscriptionFields((t) => ({
       if (!build) throw notFound(`no build with id ${args.buildId}`);
       for await (const event of ctx.pubsub.subscribe([`build:${build.id}`])) {
         if (event.topic !== 'build') continue;
-        const u = event.update;
-        const date = (s: string | null) => (s ? new Date(s) : null);
-        const view: BuildView = {
-          ...build,
-          status: u.status,
-          attempt: u.attempt,
-          reason: u.reason,
-          startedAt: date(u.startedAt),
-          finishedAt: date(u.finishedAt),
-          jobStates: new Map(u.jobs.map((j) => [j.jobId, j])),
-        };
-        yield view;
+        yield viewAt(build, event.update);
       }
     },
     resolve: (build: BuildView) => build,

@@ -277,6 +277,10 @@ export class BuildService {
       return { build, message };
     });
     await this.publishOutbox(em, outbox.message);
+    // Lists of builds (buildsUpdated) learn of the new build the way they learn of every change.
+    await announce(this.deps.broker, em, [outbox.build.id]).catch((err: unknown) => {
+      this.deps.logger.warn({ err, buildId: outbox.build.id }, 'could not announce the new build');
+    });
     return { ok: true, build: outbox.build };
   }
 

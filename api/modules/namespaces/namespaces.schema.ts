@@ -25,7 +25,10 @@ const isOwner = (ctx: Context, ns: Namespace) =>
   ctx.auth.viewer !== null && (ctx.auth.viewer.isAdmin || ns.owner.id === ctx.auth.viewer.id);
 
 NamespaceRef.implement({
-  authScopes: async (ns, ctx) => hasScope(ctx.auth.scopes, 'namespace:read') && ctx.access.canRead(ns),
+  // Those who may read it, and someone invited to a root (to decide whether to accept).
+  authScopes: async (ns, ctx) =>
+    hasScope(ctx.auth.scopes, 'namespace:read') &&
+    ((await ctx.access.canRead(ns)) || (ns.id === ns.rootId && (await ctx.access.invitedTo(ns.id)))),
   fields: (t) => ({
     path: t.exposeString('path', { description: 'Slash-separated, e.g. team/app' }),
     name: t.exposeString('name'),

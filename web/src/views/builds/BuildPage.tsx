@@ -7,6 +7,7 @@ import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
 import { createNow } from '../../lib/create-now.ts';
 import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
+import { useKiln } from '../../lib/kiln-context.ts';
 import { isFinal, type JobStatus } from '../../lib/status.ts';
 import { BuildStateFragment } from './build-fragments.ts';
 import { createLogStream } from './create-log-stream.ts';
@@ -17,6 +18,13 @@ const BuildQuery = graphql(
     build(id: $id) {
       ...BuildState
       manifest
+      artifacts {
+        id
+        name
+        size
+        sha256
+        downloadUrl
+      }
     }
   }
 `,
@@ -321,6 +329,10 @@ export default function BuildPage() {
               emptyText={isFinal(b().status) ? 'This build printed nothing.' : 'Waiting for output…'}
             />
 
+            <section aria-labelledby="artifacts-heading">
+              <h2 id="artifacts-heading">Artifacts</h2>
+              <Artifacts items={query.data?.build?.artifacts ?? []} finished={isFinal(b().status)} />
+            </section>
             <details class="manifest">
               <summary>Manifest</summary>
               <pre>{query.data?.build?.manifest}</pre>
@@ -330,4 +342,69 @@ export default function BuildPage() {
       </Show>
     </section>
   );
+}
+
+type ArtifactItem = { id: string; name: string; size: number; sha256: string; downloadUrl: string };
+
+/** Downloads need the bearer token, which a plain link cannot send: fetch, then save the blob. */
+function Artifacts(props: { items: ArtifactItem[]; finished: boolean }) {
+  const { session } = useKiln();
+  const [busy, setBusy] = createSignal<string | null>(null);
+  const [error, setError] = createSignal<string | null>(null);
+  async function download(e: MouseEvent, a: ArtifactItem) {
+    e.preventDefault();
+    setError(null);
+    setBusy(a.id);
+    try {
+      const token = session.token();
+      const res = await fetch(a.downloadUrl, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        credentials: 'same-origin',
+      });
+      if (!res.ok) throw new Error(`the server answered ${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = a.name;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setError(`${a.name}: ${(err as Error).message}`);
+    } finally {
+      setBusy(null);
+    }
+  }
+  return (
+    <>
+      <Show when={error()}>{(m) => <ErrorNotice error={m()} title="Could not download" />}</Show>
+      <Show
+        when={props.items.length > 0}
+        fallback={
+          <p class="muted">{props.finished ? 'This build collected no artifacts.' : 'None collected yet.'}</p>
+        }
+      >
+        <ul class="item-list" aria-label="Artifacts">
+          <For each={props.items}>
+            {(a) => (
+              <li class="item">
+                <a class="item-name" href={a.downloadUrl} download={a.name} onClick={(e) => download(e, a)}>
+                  {busy() === a.id ? `${a.name} (downloading…)` : a.name}
+                </a>
+                <span class="muted">{formatBytes(a.size)}</span>
+                <code class="muted item-value" title="SHA-256">
+                  {a.sha256.slice(0, 12)}
+                </code>
+              </li>
+            )}
+          </For>
+        </ul>
+      </Show>
+    </>
+  );
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -1,6 +1,6 @@
 import { A, useSearchParams } from '@solidjs/router';
 import { createQuery, createSubscription } from '@urql/solid';
-import { createMemo, createSignal, For, onCleanup, Show } from 'solid-js';
+import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
@@ -10,13 +10,11 @@ import { BUILD_STATUSES, type BuildStatus, isFinal, statusLabel } from '../../li
 import { BuildRowFragment } from './build-fragments.ts';
 
 const PAGE_SIZE = 20;
-/** New builds have no subscription yet (see the report's `buildsUpdated` proposal): look again this often. */
-const REFRESH_MS = 4_000;
 
 const BuildsQuery = graphql(
   `
-  query Builds($first: Int, $after: String, $status: BuildStatus, $tag: String) {
-    builds(first: $first, after: $after, status: $status, tag: $tag) {
+  query Builds($first: Int, $after: String, $status: BuildStatus, $tag: String, $namespace: String) {
+    builds(first: $first, after: $after, status: $status, tag: $tag, namespace: $namespace) {
       edges {
         cursor
         node {
@@ -33,10 +31,11 @@ const BuildsQuery = graphql(
   [BuildRowFragment],
 );
 
-const BuildRowUpdated = graphql(
+/** Every build of the list's tag and namespace, as it is created and whenever its status changes. */
+const BuildsUpdated = graphql(
   `
-  subscription BuildRowUpdated($buildId: ID!) {
-    buildUpdated(buildId: $buildId) {
+  subscription BuildsUpdated($tag: String, $namespace: String) {
+    buildsUpdated(tag: $tag, namespace: $namespace) {
       ...BuildRow
     }
   }
@@ -46,21 +45,14 @@ const BuildRowUpdated = graphql(
 
 type BuildRowData = ResultOf<typeof BuildRowFragment>;
 
-function BuildRow(props: { build: BuildRowData; now: number; onTag: (tag: string) => void }) {
-  // Memos, so a refetched list (new objects, same values) does not restart the subscription.
-  const buildId = createMemo(() => props.build.id);
-  const settled = createMemo(() => isFinal(props.build.status));
-  const [live] = createSubscription({
-    query: BuildRowUpdated,
-    variables: () => ({ buildId: buildId() }),
-    pause: settled,
-  });
-  /** The newest of what the list query and the subscription said. */
-  const build = () => {
-    const update = live.data?.buildUpdated;
-    if (!update || isFinal(props.build.status)) return props.build;
-    return update;
-  };
+function BuildRow(props: {
+  build: BuildRowData;
+  live: BuildRowData | undefined;
+  now: number;
+  onTag: (tag: string) => void;
+}) {
+  /** The newest of what the list query and the subscription said: a finished build stays finished. */
+  const build = () => (!props.live || isFinal(props.build.status) ? props.build : props.live);
   const duration = () => elapsed(build().startedAt, build().finishedAt, props.now);
   return (
     <li class="build-row" data-build-number={build().number}>
@@ -95,7 +87,12 @@ function BuildRow(props: { build: BuildRowData; now: number; onTag: (tag: string
 }
 
 export function BuildsPage() {
-  const [params, setParams] = useSearchParams<{ status?: string; tag?: string; after?: string }>();
+  const [params, setParams] = useSearchParams<{
+    status?: string;
+    tag?: string;
+    namespace?: string;
+    after?: string;
+  }>();
   const now = createNow(1000);
   const status = () => {
     const s = params.status?.toUpperCase();
@@ -108,16 +105,29 @@ export function BuildsPage() {
       after: params.after || null,
       status: status(),
       tag: params.tag || null,
+      namespace: params.namespace || null,
     }),
     requestPolicy: 'cache-and-network',
   });
-  const timer = setInterval(() => {
-    if (!params.after && document.visibilityState === 'visible') refetch({ requestPolicy: 'network-only' });
-  }, REFRESH_MS);
-  onCleanup(() => clearInterval(timer));
+  // The newest state of each build the subscription told of, by id; a new build (or one that left
+  // the status filter) reloads the first page instead.
+  const [live] = createSubscription(
+    {
+      query: BuildsUpdated,
+      variables: () => ({ tag: params.tag || null, namespace: params.namespace || null }),
+    },
+    (seen: Map<string, BuildRowData> = new Map(), data) => {
+      const update = data.buildsUpdated;
+      const listed = edges().some((e) => e.node.id === update.id);
+      const wanted = !status() || update.status === status();
+      if (!params.after && (!listed || !wanted)) refetch({ requestPolicy: 'network-only' });
+      return new Map(seen).set(update.id, update);
+    },
+  );
 
   const [tagDraft, setTagDraft] = createSignal(params.tag ?? '');
-  const filtered = () => Boolean(status() || params.tag);
+  const [namespaceDraft, setNamespaceDraft] = createSignal(params.namespace ?? '');
+  const filtered = () => Boolean(status() || params.tag || params.namespace);
   const edges = () => builds.data?.builds.edges ?? [];
 
   return (
@@ -133,7 +143,11 @@ export function BuildsPage() {
         aria-label="Filter builds"
         onSubmit={(e) => {
           e.preventDefault();
-          setParams({ tag: tagDraft().trim() || undefined, after: undefined });
+          setParams({
+            tag: tagDraft().trim() || undefined,
+            namespace: namespaceDraft().trim() || undefined,
+            after: undefined,
+          });
         }}
       >
         <label for="filter-status">
@@ -158,6 +172,17 @@ export function BuildsPage() {
             onInput={(e) => setTagDraft(e.currentTarget.value)}
           />
         </label>
+        <label for="filter-namespace">
+          Namespace
+          <input
+            id="filter-namespace"
+            type="search"
+            name="namespace"
+            value={namespaceDraft()}
+            placeholder="e.g. team/app"
+            onInput={(e) => setNamespaceDraft(e.currentTarget.value)}
+          />
+        </label>
         <button type="submit">Filter</button>
         <Show when={filtered()}>
           <button
@@ -165,7 +190,8 @@ export function BuildsPage() {
             class="link-button"
             onClick={() => {
               setTagDraft('');
-              setParams({ status: undefined, tag: undefined, after: undefined });
+              setNamespaceDraft('');
+              setParams({ status: undefined, tag: undefined, namespace: undefined, after: undefined });
             }}
           >
             Clear filters
@@ -194,7 +220,7 @@ export function BuildsPage() {
               }
             >
               <EmptyState title="No builds match these filters">
-                <p>Try another status or tag, or clear the filters.</p>
+                <p>Try another status, tag or namespace, or clear the filters.</p>
               </EmptyState>
             </Show>
           }
@@ -204,6 +230,7 @@ export function BuildsPage() {
               {(edge) => (
                 <BuildRow
                   build={edge.node}
+                  live={live.data?.get(edge.node.id)}
                   now={now()}
                   onTag={(tag) => {
                     setTagDraft(tag);
@@ -216,7 +243,9 @@ export function BuildsPage() {
         </Show>
         <nav class="pager" aria-label="Pages">
           <Show when={params.after}>
-            <A href={`/builds?${new URLSearchParams(strip({ status: params.status, tag: params.tag }))}`}>
+            <A
+              href={`/builds?${new URLSearchParams(strip({ status: params.status, tag: params.tag, namespace: params.namespace }))}`}
+            >
               ← Newest
             </A>
           </Show>
@@ -224,7 +253,12 @@ export function BuildsPage() {
             {(cursor) => (
               <A
                 href={`/builds?${new URLSearchParams(
-                  strip({ status: params.status, tag: params.tag, after: cursor() }),
+                  strip({
+                    status: params.status,
+                    tag: params.tag,
+                    namespace: params.namespace,
+                    after: cursor(),
+                  }),
                 )}`}
               >
                 Older →

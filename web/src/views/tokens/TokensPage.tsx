@@ -1,6 +1,8 @@
-import { createMutation } from '@urql/solid';
+import { createMutation, createQuery } from '@urql/solid';
 import { createSignal, For, Show } from 'solid-js';
-import { ErrorNotice } from '../../components/Notice.tsx';
+import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
+import { graphql } from '../../graphql.ts';
+import { formatDate } from '../../lib/format.ts';
 import { CreateToken, failureMessage, isMissingOperation } from '../session/accounts-documents.ts';
 
 const RESOURCES = [
@@ -18,6 +20,79 @@ const RESOURCES = [
 ] as const;
 const PERMISSIONS = ['read', 'write', 'delete'] as const;
 
+const TokensQuery = graphql(`
+  query Tokens {
+    viewer {
+      id
+      tokens {
+        id
+        name
+        scopes
+        lastUsedAt
+        createdAt
+        expiresAt
+      }
+      sessions {
+        id
+        name
+        lastUsedAt
+        createdAt
+        expiresAt
+      }
+    }
+  }
+`);
+
+const RevokeToken = graphql(`
+  mutation RevokeToken($input: RevokeTokenInput!) {
+    revokeToken(input: $input) {
+      __typename
+      ... on Error {
+        message
+      }
+    }
+  }
+`);
+
+type Listed = { id: string; name: string; lastUsedAt: string | null; createdAt: string; scopes?: string[] };
+
+function TokenList(props: {
+  label: string;
+  items: Listed[];
+  empty: string;
+  revoking: boolean;
+  onRevoke: (t: Listed) => void;
+}) {
+  return (
+    <Show when={props.items.length > 0} fallback={<EmptyState title={props.empty} />}>
+      <ul class="item-list" aria-label={props.label}>
+        <For each={props.items}>
+          {(t) => (
+            <li class="item" data-token={t.name}>
+              <span class="item-name">{t.name}</span>
+              <Show when={t.scopes}>
+                {(scopes) => <span class="item-value muted">{scopes().join(', ') || 'no scopes'}</span>}
+              </Show>
+              <span class="muted">
+                {t.lastUsedAt ? `last used ${formatDate(t.lastUsedAt)}` : 'never used'}
+              </span>
+              <button
+                type="button"
+                class="link-button"
+                aria-label={`Revoke ${t.name}`}
+                disabled={props.revoking}
+                onClick={() => props.onRevoke(t)}
+              >
+                Revoke
+              </button>
+            </li>
+          )}
+        </For>
+      </ul>
+    </Show>
+  );
+}
+
 export default function TokensPage() {
   const [name, setName] = createSignal('');
   const [scopes, setScopes] = createSignal<ReadonlySet<string>>(new Set(['build:read']));
@@ -25,6 +100,20 @@ export default function TokensPage() {
   const [error, setError] = createSignal<string | null>(null);
   const [copied, setCopied] = createSignal(false);
   const [creation, create] = createMutation(CreateToken);
+  const [list, refetch] = createQuery({ query: TokensQuery, requestPolicy: 'cache-and-network' });
+  const reload = () => refetch({ requestPolicy: 'network-only' });
+  const [revocation, revoke] = createMutation(RevokeToken);
+  const [revokeError, setRevokeError] = createSignal<string | null>(null);
+
+  async function onRevoke(t: Listed) {
+    if (!window.confirm(`Revoke ${t.name}? Anything using it is refused from now on.`)) return;
+    setRevokeError(null);
+    const result = await revoke({ input: { id: t.id } });
+    const r = result.data?.revokeToken;
+    if (result.error) setRevokeError(result.error.message);
+    else if (r?.__typename === 'NotFoundError') setRevokeError(r.message);
+    reload();
+  }
 
   function toggle(scope: string, on: boolean) {
     const next = new Set(scopes());
@@ -48,6 +137,7 @@ export default function TokensPage() {
       case 'CreateTokenSuccess':
         setSecret(r.token);
         setName('');
+        reload();
         return;
       default:
         return setError(failureMessage(r));
@@ -129,6 +219,39 @@ export default function TokensPage() {
           {creation.fetching ? 'Creating…' : 'Create token'}
         </button>
       </form>
+      <Show when={revokeError()}>{(m) => <ErrorNotice error={m()} title="Could not revoke" />}</Show>
+      <Show when={list.error && !list.data}>
+        <ErrorNotice error={list.error!} title="Could not load your tokens" retry={reload} />
+      </Show>
+      <Show when={!list.data && list.fetching}>
+        <Loading label="Loading tokens…" />
+      </Show>
+      <Show when={list.data?.viewer}>
+        {(v) => (
+          <>
+            <section aria-labelledby="tokens-heading">
+              <h2 id="tokens-heading">Your tokens</h2>
+              <TokenList
+                label="Tokens"
+                items={v().tokens}
+                empty="No personal access tokens"
+                revoking={revocation.fetching}
+                onRevoke={onRevoke}
+              />
+            </section>
+            <section aria-labelledby="sessions-heading">
+              <h2 id="sessions-heading">Signed-in sessions</h2>
+              <TokenList
+                label="Sessions"
+                items={v().sessions}
+                empty="No sessions: you signed in with a token"
+                revoking={revocation.fetching}
+                onRevoke={onRevoke}
+              />
+            </section>
+          </>
+        )}
+      </Show>
     </section>
   );
 }
