@@ -168,11 +168,16 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   let objectsPlaced = false;
 
   try {
-    await emit([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
+    // The start is confirmed while the environment is made: both take milliseconds, neither needs the
+    // other. It is awaited before any other event, so events keep their order.
+    const started = emit([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
+    started.catch(() => {});
 
     try {
       session = await createSession(driver, job, env, stopper.signal, opts.createTimeoutMs);
+      await started;
     } catch (error) {
+      await started;
       if (stopped() === null) {
         reason =
           error instanceof DriverError

@@ -80,7 +80,7 @@ describe.runIf(ready)('two serve replicas and two runners on PostgreSQL and Rabb
   afterAll(async () => {
     for (const c of clients) await c.dispose();
     await Promise.all([...runners, serveA, serveB].filter(Boolean).map((p) => p.stop(5_000)));
-    await deleteTopology(AMQP_URL, prefix).catch(() => {});
+    await deleteTopology(AMQP_URL, prefix, ['default']).catch(() => {});
     await db?.drop();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -276,7 +276,7 @@ jobs:
   - stage: s
     name: once
     commands:
-      - 'if [ -e ${marker} ]; then echo second attempt; else touch ${marker}; echo first attempt; sleep 300; fi'
+      - 'if [ -e ${marker} ]; then echo second attempt; else echo $$ > ${marker}; echo first attempt; sleep 300; fi'
 `);
     const takenBy = await Promise.race(
       runners.map((r) =>
@@ -286,6 +286,13 @@ jobs:
     for (let i = 0; i < 100 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 100));
     takenBy.child.kill('SIGKILL');
     await takenBy.exited;
+    // A SIGKILLed runner cannot stop its job: end the first attempt's process group here.
+    const orphan = readFileSync(marker, 'utf8').trim();
+    try {
+      const stat = readFileSync(`/proc/${orphan}/stat`, 'utf8');
+      const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      process.kill(-group, 'SIGKILL');
+    } catch {}
     const final = await waitForFinal(build.id, 60_000);
     expect(final.status).toBe('PASSED');
     expect(final.attempt).toBe(2);

@@ -215,7 +215,7 @@ export async function startStack(): Promise<Stack> {
       },
       async stop() {
         await Promise.all(processes.map((p) => p.stop(5_000)));
-        await deleteTopology(AMQP_URL, prefix).catch(() => {});
+        await deleteTopology(AMQP_URL, prefix, ['default']).catch(() => {});
         await db.drop();
         await rm(work, { recursive: true, force: true });
       },

@@ -30,6 +30,9 @@ export function spawnKiln(name: string, args: string[], env: Record<string, stri
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/root',
       KILN_LOG_LEVEL: 'info',
+      // A stopped test runner hands its builds back at once, killing their jobs, instead of draining
+      // past the test's grace period and being SIGKILLed with its jobs still running.
+      KILN_RUNNER_DRAIN_SECONDS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

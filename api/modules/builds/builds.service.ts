@@ -276,10 +276,15 @@ export class BuildService {
       });
       return { build, message };
     });
-    await this.publishOutbox(em, outbox.message);
-    // Lists of builds (buildsUpdated) learn of the new build the way they learn of every change.
-    await announce(this.deps.broker, em, [outbox.build.id]).catch((err: unknown) => {
-      this.deps.logger.warn({ err, buildId: outbox.build.id }, 'could not announce the new build');
+    const published = await this.publishJob(outbox.message);
+    // Bookkeeping that the caller need not wait for (the job is on its way): mark the outbox row, and
+    // tell lists of builds (buildsUpdated) of the new build the way they learn of every change.
+    const bookkeeping = em.fork();
+    void Promise.all([
+      published ? this.markPublished(bookkeeping, outbox.message.id) : null,
+      announce(this.deps.broker, bookkeeping, [outbox.build.id]),
+    ]).catch((err: unknown) => {
+      this.deps.logger.warn({ err, buildId: outbox.build.id }, 'bookkeeping after a submit failed');
     });
     return { ok: true, build: outbox.build };
   }
@@ -289,12 +294,16 @@ export class BuildService {
    * the build is committed either way.
    */
   async publishOutbox(em: EntityManager, message: OutboxMessage): Promise<boolean> {
+    if (!(await this.publishJob(message))) return false;
+    await this.markPublished(em, message.id);
+    return true;
+  }
+
+  /** Publishes an outbox row's job (confirmed by the broker); false, logged, when it could not. */
+  private async publishJob(message: OutboxMessage): Promise<boolean> {
     try {
       const job = JSON.parse(this.deps.secrets.open((message.payload as SealedPayload).sealed)) as BuildJob;
       await this.deps.broker.publishBuild(job);
-      await em.execute('update outbox set published_at = now() where id = ? and published_at is null', [
-        message.id,
-      ]);
       return true;
     } catch (err) {
       this.deps.logger.warn(
@@ -303,6 +312,10 @@ export class BuildService {
       );
       return false;
     }
+  }
+
+  private async markPublished(em: EntityManager, id: string): Promise<void> {
+    await em.execute('update outbox set published_at = now() where id = ? and published_at is null', [id]);
   }
 
   /**
