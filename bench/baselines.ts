@@ -152,3 +152,25 @@ export async function bareNodeRssMiB(): Promise<number> {
     await once(child, 'exit').catch(() => {});
   }
 }
+
+/**
+ * (f) `docker run --rm <image> echo hi` through the docker CLI, from spawn to its first line: what a
+ * container per job costs before Kiln adds anything.
+ */
+export async function dockerRunBaseline(image: string, count: number, warmup = 2): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < warmup + count; i++) {
+    const t0 = performance.now();
+    const child = spawn('docker', ['run', '--rm', image, 'echo', 'hi'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const firstAt = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', () => resolve(performance.now()));
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`docker run exited ${code} without output`)));
+    });
+    await new Promise((resolve) => child.once('exit', resolve));
+    if (i >= warmup) samples.push(firstAt - t0);
+  }
+  return samples;
+}

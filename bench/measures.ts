@@ -27,11 +27,16 @@ const isTimestamp = (line: string) => /^\d{19}$/.test(line);
  * (a) From just before sending submitBuild to the first chunk of its buildLog, subscribed right
  * after the submit returned. Sequential; each build is watched to its end before the next.
  */
-export async function dispatchLatency(client: KilnClient, count: number, warmup = 5): Promise<number[]> {
+export async function dispatchLatency(
+  client: KilnClient,
+  count: number,
+  warmup = 5,
+  manifestText = ECHO_MANIFEST,
+): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < warmup + count; i++) {
     const t0 = performance.now();
-    const id = await client.submit(ECHO_MANIFEST);
+    const id = await client.submit(manifestText);
     let firstAt = 0;
     let first!: () => void;
     const gotFirst = new Promise<void>((resolve) => {

@@ -1,9 +1,10 @@
 /**
- * `npm run bench`: dispatch latency, log latency, log throughput, submit throughput and memory of a
+ * `npm run bench`: dispatch latency (os and docker drivers), log latency, log throughput, submit
+ * throughput and memory of a
  * real Kiln, once distributed (PostgreSQL + RabbitMQ, `kiln serve` + `kiln runner`) and once
  * embedded (`kiln start`), each figure next to a raw baseline measured in the same run.
  *
- *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e] [--quick] [--cpu-prof=DIR] [--readme]
+ *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e,f] [--quick] [--cpu-prof=DIR] [--readme]
  *
  * --only, --quick (smaller counts) and --cpu-prof (every Kiln process writes a .cpuprofile into DIR
  * when it stops) are for working on one figure, not for publishing figures; --readme writes the
@@ -13,8 +14,14 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { probe } from '../test/testkit/services.ts';
-import { bareNodeRssMiB, dispatchBaseline, logLatencyBaseline, rawInsertSeconds } from './baselines.ts';
+import { ensureTestImage, probe, TEST_IMAGE } from '../test/testkit/services.ts';
+import {
+  bareNodeRssMiB,
+  dispatchBaseline,
+  dockerRunBaseline,
+  logLatencyBaseline,
+  rawInsertSeconds,
+} from './baselines.ts';
 import { connectKiln, type KilnClient } from './client.ts';
 import {
   type Cleanups,
@@ -46,13 +53,13 @@ const extraEnv: Record<string, string> = profileDir
     }
   : {};
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e']);
+const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e', 'f']);
 const modes: Mode[] =
   modeArg === 'distributed' || modeArg === 'embedded' ? [modeArg] : ['distributed', 'embedded'];
 
 const SIZES = quick
-  ? { dispatch: 30, ticks: 100, lines: 100_000, submits: 100, clients: 10 }
-  : { dispatch: 200, ticks: 400, lines: 1_000_000, submits: 1_000, clients: 10 };
+  ? { dispatch: 30, docker: 5, ticks: 100, lines: 100_000, submits: 100, clients: 10 }
+  : { dispatch: 200, docker: 30, ticks: 400, lines: 1_000_000, submits: 1_000, clients: 10 };
 
 /** The whole run stops (cleaning up) after this long, whatever it is doing. */
 const DEADLINE_MS = 20 * 60 * 1000;
@@ -122,7 +129,8 @@ first line read; (b) the same timestamp-printing shell loop spawned by the bench
 (c) the same lines inserted with pg into a table shaped like \`log_chunks\` (PostgreSQL, or PGlite
 through pglite-socket when embedded), cut as the log batcher cuts them (64 KiB rows), 8 rows an INSERT;
 (d) \`{ __typename }\` queries to the same server, 10 clients at once; (e) a bare
-\`node -e "setInterval(()=>{},1000)"\`. Ratio = Kiln ÷ baseline.
+\`node -e "setInterval(()=>{},1000)"\`; (f) \`docker run --rm kiln-test/busybox:1 echo hi\` through the
+docker CLI, from spawn to its first line. Ratio = Kiln ÷ baseline.
 
 (d) runs while the runner works through the builds it submits, with \`KILN_RATE_LIMIT=0\` (one token
 makes all the requests). (a) spans the submit (authentication, its transaction, a confirmed publish to
@@ -153,6 +161,7 @@ async function measureMode(mode: Mode): Promise<void> {
   }
 
   if (only.has('a')) await measureDispatch(client, add);
+  if (only.has('f')) await measureDockerDispatch(client, add);
   if (only.has('b')) await measureLogLatency(client, add);
   if (only.has('c')) {
     await measureThroughput(client, deployment, add);
@@ -186,6 +195,30 @@ async function measureDispatch(client: KilnClient, add: Add): Promise<void> {
     measure: '(a) dispatch p99',
     figure: percentile(dispatch, 0.99),
     baseline: percentile(dispatchRaw, 0.99),
+    unit: 'ms',
+  });
+}
+
+async function measureDockerDispatch(client: KilnClient, add: Add): Promise<void> {
+  if (!(await probe()).docker) {
+    log('(f) skipped: no Docker engine answers (bash infra/install-docker.sh)');
+    return;
+  }
+  const image = await ensureTestImage();
+  log(`(f) docker dispatch latency, ${SIZES.docker} builds in ${image}`);
+  const manifest = `driver: {type: docker, image: "${TEST_IMAGE}", workspace: /work}\nstages: [s]\njobs:\n  - {stage: s, commands: ["echo hi"]}\n`;
+  const dispatch = await dispatchLatency(client, SIZES.docker, 2, manifest);
+  const raw = await dockerRunBaseline(TEST_IMAGE, SIZES.docker);
+  add({
+    measure: '(f) docker dispatch p50 (submit → first log line)',
+    figure: percentile(dispatch, 0.5),
+    baseline: percentile(raw, 0.5),
+    unit: 'ms',
+  });
+  add({
+    measure: '(f) docker dispatch p99',
+    figure: percentile(dispatch, 0.99),
+    baseline: percentile(raw, 0.99),
     unit: 'ms',
   });
 }
