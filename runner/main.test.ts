@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { available } from '../test/testkit/services.ts';
 import { AmqpBroker, deleteTopology } from './contract/amqp-broker.ts';
 import type { BuildJob, RunnerEvent } from './contract/messages.ts';
 
 const AMQP_URL = process.env.KILN_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const hasRabbit = process.env.KILN_TEST_HAS_RABBITMQ === '1';
-if (!hasRabbit) console.warn('skipping the runner process test against RabbitMQ: rabbitmq is not available');
+// Under KILN_REQUIRE=rabbitmq a missing RabbitMQ fails instead of skipping.
+const hasRabbit = available('rabbitmq');
 
 /** `kiln runner` as its own process, as the CLI starts it. */
 function startRunnerProcess(env: Record<string, string>): {
