@@ -9,12 +9,13 @@
  *   RabbitMQ does not take the job. attempt = `x-delivery-count` + 1; requeue() counts as a delivery.
  * - `<p>.dlx` (fanout) → quorum queue `<p>.dead`; DeadLetter.reason is the `x-death` reason
  *   (`rejected`, `delivery_limit`, …).
- * - `<p>.events` (topic, routing key = event type) → quorum queue `<p>.events.store` bound `#`
- *   (single active consumer: one api process stores at a time, in publish order, the others stand by;
- *   prefetch 2 × batchSize, a batch is what arrived before the socket went quiet)
+ * - `<p>.events` (topic, routing key = event type) → quorum queue `<p>.events.store` bound to each
+ *   type runners publish (STORED_EVENT_TYPES, not the api's build.updated), with a single active
+ *   consumer (one api process stores at a time, in publish order, the others stand by; prefetch
+ *   2 × batchSize, a batch is what arrived before the socket went quiet)
  *   and one exclusive, auto-delete, server-named queue per consumeEventsFanout call (no ack).
- * - `<p>.control` (topic) → one exclusive server-named queue per consumeControl call, bound
- *   `build.<id>` for each watched build id.
+ * - `<p>.control` (topic, routing key `build.<id>`) → one exclusive server-named queue per
+ *   consumeControl call, bound `build.*`; the consumer keeps the messages of the builds it watches.
  *
  * Each consumer has its own channel, so its prefetch is its own and closing it hands its unacked
  * deliveries back. Consumer.cancel() stops new deliveries; those already handed out can still be
@@ -23,7 +24,7 @@
  * consumer, unacked, until one of the running ones is settled.
  *
  * A connection lost by anything but close() is re-established with backoff (100 ms doubling to 5 s),
- * the topology declared again and every active consumer re-attached (control bindings included).
+ * the topology declared again and every active consumer re-attached.
  * Deliveries of the lost connection are RabbitMQ's again: settling them later is a logged no-op.
  * Publishes wait for the connection (up to 30 s) and are retried when the connection drops before
  * the confirm, so a publish is at least once; every message is idempotent on the consumer side.
@@ -49,6 +50,7 @@ import {
   ControlMessageSchema,
   type RunnerEvent,
   RunnerEventSchema,
+  STORED_EVENT_TYPES,
 } from './messages.ts';
 
 export interface AmqpBrokerOptions extends BrokerOptions {
@@ -124,7 +126,12 @@ export class AmqpBroker implements Broker {
   private readonly maxReconnectDelayMs: number;
   private readonly connectTimeoutMs: number;
   private conn: ChannelModel | null = null;
-  private publisher: { conn: ChannelModel; channel: Promise<ConfirmChannel> } | null = null;
+  private publisher: {
+    conn: ChannelModel;
+    channel: Promise<ConfirmChannel>;
+    /** The channel once open: publishes on it go out synchronously, in call order. */
+    ready: ConfirmChannel | null;
+  } | null = null;
   /** Build queues declared on the current connection. */
   private declared = new Map<string, Promise<void>>();
   private readonly attachments = new Set<Attachment>();
@@ -429,7 +436,9 @@ export class AmqpBroker implements Broker {
       durable: true,
       arguments: { ...QUORUM, 'x-single-active-consumer': true },
     });
-    await channel.bindQueue(names.store, names.events, '#');
+    for (const type of STORED_EVENT_TYPES) await channel.bindQueue(names.store, names.events, type);
+    // Topologies of earlier versions bound everything, build.updated included.
+    await channel.unbindQueue(names.store, names.events, '#');
     await channel.assertExchange(names.control, 'topic', { durable: true });
   }
 
@@ -469,11 +478,16 @@ export class AmqpBroker implements Broker {
       });
       return ch;
     });
-    const publisher = { conn, channel };
+    const publisher: NonNullable<typeof this.publisher> = { conn, channel, ready: null };
     this.publisher = publisher;
-    channel.catch(() => {
-      if (this.publisher === publisher) this.publisher = null;
-    });
+    channel.then(
+      (ch) => {
+        publisher.ready = ch;
+      },
+      () => {
+        if (this.publisher === publisher) this.publisher = null;
+      },
+    );
     return channel;
   }
 
@@ -496,19 +510,27 @@ export class AmqpBroker implements Broker {
     options: { persistent: boolean; mandatory: boolean; declare?: string },
   ): Promise<void> {
     const deadline = Date.now() + this.connectTimeoutMs;
+    // While connected with the channel open, the messages go out before this call returns: calls
+    // made one after another are published in that order without waiting for each other's confirm.
+    const publisher = this.publisher;
+    if (options.declare === undefined && publisher?.ready && publisher.conn === this.conn && !this.closing) {
+      const confirms = this.confirmAll(publisher.ready, exchange, messages, options);
+      try {
+        await confirms;
+        return;
+      } catch (err) {
+        if (err instanceof UnroutableError) throw err;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.conn === publisher.conn) throw err;
+        // Lost before the confirm: published again below, on the next connection.
+      }
+    }
     for (;;) {
       const conn = await this.connected(deadline);
       try {
         const channel = await this.publisherOn(conn);
         if (options.declare !== undefined) await this.declareBuildQueue(channel, options.declare);
-        await Promise.all(
-          messages.map((message) =>
-            this.confirm(channel, exchange, message.routingKey, message.body, {
-              persistent: options.persistent,
-              mandatory: options.mandatory,
-            }),
-          ),
-        );
+        await this.confirmAll(channel, exchange, messages, options);
         return;
       } catch (err) {
         if (err instanceof UnroutableError || this.closing) throw err;
@@ -519,6 +541,22 @@ export class AmqpBroker implements Broker {
         // Lost before the confirm: RabbitMQ may or may not have it. Publish again (at least once).
       }
     }
+  }
+
+  private confirmAll(
+    channel: ConfirmChannel,
+    exchange: string,
+    messages: Array<{ routingKey: string; body: Buffer }>,
+    options: { persistent: boolean; mandatory: boolean },
+  ): Promise<unknown> {
+    return Promise.all(
+      messages.map((message) =>
+        this.confirm(channel, exchange, message.routingKey, message.body, {
+          persistent: options.persistent,
+          mandatory: options.mandatory,
+        }),
+      ),
+    );
   }
 
   private confirm(
@@ -921,7 +959,6 @@ class FanoutAttachment extends Attachment {
 
 class ControlAttachment extends Attachment {
   private readonly watched = new Set<string>();
-  private queue: { channel: Channel; name: string } | null = null;
 
   constructor(
     broker: AmqpBroker,
@@ -930,20 +967,15 @@ class ControlAttachment extends Attachment {
     super(broker);
   }
 
+  // Watching is local: the queue takes every build's control messages (they are rare: a kill), and
+  // those of builds not running here are dropped. A per-build binding would cost a round trip to
+  // RabbitMQ before each build could start.
   async watch(buildId: string): Promise<void> {
     this.watched.add(buildId);
-    const queue = this.queue;
-    if (queue && alive(queue.channel)) {
-      await queue.channel.bindQueue(queue.name, this.broker.names.control, `build.${buildId}`);
-    }
   }
 
   async unwatch(buildId: string): Promise<void> {
     this.watched.delete(buildId);
-    const queue = this.queue;
-    if (queue && alive(queue.channel)) {
-      await queue.channel.unbindQueue(queue.name, this.broker.names.control, `build.${buildId}`);
-    }
   }
 
   protected async setup(channel: Channel): Promise<void> {
@@ -952,21 +984,13 @@ class ControlAttachment extends Attachment {
       autoDelete: true,
       durable: false,
     });
-    this.queue = { channel, name };
-    // Iterating the live set also binds ids watched while this loop awaits.
-    for (const buildId of this.watched) {
-      await channel.bindQueue(name, this.broker.names.control, `build.${buildId}`);
-    }
+    await channel.bindQueue(name, this.broker.names.control, 'build.*');
     await this.consume(channel, name, (message) => this.onMessage(message), { noAck: true });
-  }
-
-  protected override detached(): void {
-    this.queue = null;
   }
 
   private onMessage(message: ConsumeMessage): void {
     const control = this.parse(message.content, ControlMessageSchema, 'control message');
-    if (!control || this.cancelled) return;
+    if (!control || this.cancelled || !this.watched.has(control.buildId)) return;
     try {
       this.handler(control);
     } catch (err) {

@@ -270,6 +270,46 @@ export function brokerContract(
       expect(Math.max(...batchSizes)).toBeLessThanOrEqual(10);
     });
 
+    it('keeps the order of publishEvents calls that do not wait for each other', async () => {
+      const publisher = await world.open();
+      const api = await world.open();
+      const fanned: string[] = [];
+      await api.consumeEventsFanout((event) => fanned.push(eventKey(event)));
+      // The first calls may find the publishing channel not open yet, the later ones open.
+      const events = Array.from({ length: 60 }, (_, i) => logChunk('b-pipelined', i + 1));
+      await Promise.all(events.map((event) => publisher.publishEvents([event])));
+      await vi.waitFor(() => expect(fanned).toEqual(events.map(eventKey)), WAIT);
+    });
+
+    it('sends build.updated to fanout consumers only, not to the store', async () => {
+      const broker = await world.open();
+      const stored: string[] = [];
+      const fanned: string[] = [];
+      await broker.consumeEventsToStore(async (deliveries) => {
+        for (const delivery of deliveries) {
+          stored.push(delivery.event.type);
+          await delivery.ack();
+        }
+      });
+      await broker.consumeEventsFanout((event) => fanned.push(event.type));
+      const updated: RunnerEvent = {
+        type: 'build.updated',
+        buildId: 'b-updated',
+        status: 'RUNNING',
+        attempt: 1,
+        reason: null,
+        startedAt: null,
+        finishedAt: null,
+        jobs: [],
+        at: new Date().toISOString(),
+      };
+      await broker.publishEvents([updated, logChunk('b-updated', 1)]);
+      await vi.waitFor(() => expect(fanned).toEqual(['build.updated', 'log.chunk']), WAIT);
+      await vi.waitFor(() => expect(stored).toEqual(['log.chunk']), WAIT);
+      await quiet();
+      expect(stored).toEqual(['log.chunk']);
+    });
+
     it('hands a batch whose store handler threw to the store again', async () => {
       const broker = await world.open();
       const calls: string[][] = [];

@@ -9,7 +9,8 @@
  *   process death) is delivered again with `deliveryCount` + 1. Past `deliveryLimit` deliveries, and
  *   on reject(), the job goes to the dead-letter queue instead.
  * - Events go to every `fanout` consumer (one per api process, exclusive) and to one of the `store`
- *   consumers (competing, shared, durable). Order is kept per publisher.
+ *   consumers (competing, shared, durable). Order is kept per publisher, also between publishEvents
+ *   calls made one after another without waiting for the first to resolve.
  * - Control messages reach the consumers that watch that build id.
  * - Handlers that throw are bugs: the delivery is rejected to the dead-letter queue (builds) or
  *   requeued once (events) and the error is logged by the caller.

@@ -12,8 +12,8 @@
  *   invalid payloads are dead-lettered with reason `rejected`. Returned deliveries go out first.
  * - Consumer.cancel() stops new deliveries; those already handed out stay the consumer's to settle
  *   (a runner's drain acks or requeues them), until its connection closes.
- * - Events go to one store queue (competing consumers, batches, requeued once when the handler throws)
- *   and to every fanout consumer; control messages to the consumers watching their build id.
+ * - Events go to one store queue (competing consumers, batches, requeued once when the handler throws;
+ *   only STORED_EVENT_TYPES) and to every fanout consumer; control messages to the consumers watching their build id.
  * - Payloads travel as JSON and are validated with the zod schemas on delivery, so a Date becomes a
  *   string exactly as over RabbitMQ. Delivery is always asynchronous, never inside publish.
  */
@@ -35,7 +35,10 @@ import {
   ControlMessageSchema,
   type RunnerEvent,
   RunnerEventSchema,
+  STORED_EVENT_TYPES,
 } from './messages.ts';
+
+const STORED: ReadonlySet<string> = new Set(STORED_EVENT_TYPES);
 
 const silent: BrokerLogger = { warn() {}, error() {} };
 
@@ -287,7 +290,7 @@ export class MemoryBroker implements Broker {
 
   async publishEvents(events: RunnerEvent[]): Promise<void> {
     this.ensureOpen();
-    for (const event of events) this.routeEvent(JSON.stringify(event));
+    for (const event of events) this.routeEvent(event.type, JSON.stringify(event));
   }
 
   async consumeEventsToStore(
@@ -432,7 +435,7 @@ export class MemoryBroker implements Broker {
         this.world.buildQueue(routingKey).push(this.world.envelope(body));
         return;
       case 'events':
-        this.routeEvent(body);
+        this.routeEvent(routingKey, body);
         return;
       case 'control':
         if (routingKey.startsWith('build.')) this.routeControl(routingKey.slice('build.'.length), body);
@@ -440,8 +443,8 @@ export class MemoryBroker implements Broker {
     }
   }
 
-  private routeEvent(body: string): void {
-    this.world.store.push(this.world.envelope(body));
+  private routeEvent(type: string, body: string): void {
+    if (STORED.has(type)) this.world.store.push(this.world.envelope(body));
     for (const tap of this.world.fanouts) {
       this.world.later(() => {
         if (this.world.fanouts.has(tap)) tap(body);

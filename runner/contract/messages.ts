@@ -187,6 +187,19 @@ export const BuildUpdatedSchema = z.object({
 });
 export type BuildUpdated = z.infer<typeof BuildUpdatedSchema>;
 
+/**
+ * The event types storage takes: everything runners publish. `build.updated`, the api's own
+ * notification, only goes to the api replicas' fan-out.
+ */
+export const STORED_EVENT_TYPES = [
+  'build.started',
+  'job.started',
+  'log.chunk',
+  'job.finished',
+  'build.finished',
+  'runner.heartbeat',
+] as const;
+
 export const RunnerEventSchema = z.discriminatedUnion('type', [
   BuildUpdatedSchema,
   BuildStartedSchema,
