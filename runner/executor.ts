@@ -7,9 +7,13 @@
  * finishes SKIPPED without running; in an allowed stage the build goes on and ends
  * PASSED_WITH_FAILURES at best. The build's status is the worst of its jobs'.
  *
- * Events, each awaited before the next (emit publishes with confirms): build.started, then per job
- * job.started, log.chunk… (seq 1, 2, … across all jobs of this attempt, firstLine per job),
- * job.finished, and last build.finished with `lastSeq`. A job that never runs gets only job.finished.
+ * Events, in this order (emit publishes with confirms, and the broker keeps the order of publishes
+ * made one after another): build.started, then per job job.started, log.chunk… (seq 1, 2, … across
+ * all jobs of this attempt, firstLine per job), job.finished, and last build.finished with
+ * `lastSeq`. A job that never runs gets only job.finished. The starts are not waited for: the
+ * environment is made and the job started while they are confirmed, so the first line is on its way
+ * a confirm or two sooner. A job's events are all confirmed before its job.finished is published,
+ * and every event before build.finished.
  *
  * Stopping: `signal` aborts with a StopReason. `killed` and `timeout` (the build's own timer, started
  * here) end the running job and every job after it KILLED / TIMED_OUT and the build with the same
@@ -151,6 +155,16 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   };
   const emitChunk = (jobId: string, firstLine: number, lines: string[]) =>
     emit([{ type: 'log.chunk', jobId, seq: ++seq, firstLine, lines, ...base() }]);
+  /** Published, not yet confirmed: each is confirmed before the job or build that follows it ends. */
+  const unconfirmed: Promise<void>[] = [];
+  const publish = (events: RunnerEvent[]): void => {
+    const confirm = emit(events);
+    confirm.catch(() => {});
+    unconfirmed.push(confirm);
+  };
+  const confirmed = async (): Promise<void> => {
+    await Promise.all(unconfirmed.splice(0));
+  };
   const finishJob = (jobId: string, status: JobStatus, exitCode: number | null) =>
     emit([{ type: 'job.finished', jobId, status, exitCode, ...base() }]);
 
@@ -168,16 +182,13 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   let objectsPlaced = false;
 
   try {
-    // The start is confirmed while the environment is made: both take milliseconds, neither needs the
-    // other. It is awaited before any other event, so events keep their order.
-    const started = emit([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
-    started.catch(() => {});
+    // The start is confirmed while the environment is made and the first job starts.
+    publish([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
 
     try {
       session = await createSession(driver, job, env, stopper.signal, opts.createTimeoutMs);
-      await started;
     } catch (error) {
-      await started;
+      await confirmed();
       if (stopped() === null) {
         reason =
           error instanceof DriverError
@@ -214,7 +225,7 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
         continue;
       }
 
-      await emit([{ type: 'job.started', jobId: planned.id, ...base() }]);
+      publish([{ type: 'job.started', jobId: planned.id, ...base() }]);
       const batcher = createLogBatcher({
         masker,
         sink: (batch) => emitChunk(planned.id, batch.firstLine, batch.lines),
@@ -251,6 +262,7 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
         await collectArtifacts(session, driver.type, planned, opts.artifacts, note, stopper.signal);
       }
       await batcher.end();
+      await confirmed();
 
       let jobStatus: JobStatus;
       if (result?.aborted) {
@@ -273,6 +285,7 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
       status = worstBuildStatus(status, finalStatusOfStop(stoppedBy));
       reason ??= stopMessage(stoppedBy, job.timeoutMs);
     }
+    await confirmed();
     await emit([{ type: 'build.finished', status, lastSeq: seq, reason, ...base() }]);
     return { status, lastSeq: seq, reason };
   } catch (error) {

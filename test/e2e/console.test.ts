@@ -185,7 +185,8 @@ describe.runIf(ready)('the web console against a real serve and runner', () => {
     await expect
       .poll(() => page.getByTestId('log-viewport').textContent(), { timeout: 30_000 })
       .toContain('sleeping');
-    expect(await buildStatus()).toBe('RUNNING');
+    // Lines go out before the runner's start is stored: the status follows within milliseconds.
+    await expect.poll(buildStatus, { timeout: 10_000 }).toBe('RUNNING');
     await page.getByRole('button', { name: 'Kill' }).click();
     await expect.poll(buildStatus, { timeout: 30_000 }).toBe('KILLED');
     expect(await page.getByRole('button', { name: 'Kill' }).count()).toBe(0);

@@ -17,8 +17,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,6 +33,7 @@ import {
   type EnvironmentFile,
   type JobRun,
 } from '../driver.ts';
+import { createJobProcesses } from './job-processes.ts';
 
 export interface OsDriverOptions {
   /** The runner's own PATH, HOME, LANG…: the only variables a job inherits from the host. */
@@ -41,6 +42,8 @@ export interface OsDriverOptions {
   workspaceDir?: string;
   /** Time between SIGTERM and SIGKILL when a job is stopped; at most 500 ms. */
   killGraceMs?: number;
+  /** Keep a shell started ahead of the next job (job-processes.ts); default true. */
+  warmShell?: boolean;
 }
 
 const MAX_GRACE_MS = 500;
@@ -111,15 +114,18 @@ async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerat
 export function createOsDriver(options: OsDriverOptions): Driver {
   const baseDir = options.workspaceDir ?? tmpdir();
   const graceMs = Math.min(options.killGraceMs ?? 300, MAX_GRACE_MS);
+  const processes = createJobProcesses({ idleCwd: baseDir, warm: options.warmShell });
 
   return {
     type: 'os',
     async create(environment: DriverEnvironment): Promise<DriverSession> {
       let root: string;
       try {
-        root = await mkdtemp(join(baseDir, 'kiln-'));
-        await mkdir(join(root, 'workspace'));
-        await mkdir(join(root, 'home'), { mode: 0o700 });
+        // Synchronous: three local mkdirs take microseconds, three trips through the thread pool
+        // take milliseconds on a busy runner, and this is on the way to every build's first line.
+        root = mkdtempSync(join(baseDir, 'kiln-'));
+        mkdirSync(join(root, 'workspace'));
+        mkdirSync(join(root, 'home'), { mode: 0o700 });
       } catch (error) {
         throw new DriverError(`cannot make a workspace in ${baseDir}: ${(error as Error).message}`);
       }
@@ -131,7 +137,9 @@ export function createOsDriver(options: OsDriverOptions): Driver {
       const run = async (job: JobRun) => {
         if (job.signal.aborted) return { exitCode: 128 + constants.signals.SIGTERM, aborted: true };
         const scriptPath = join(root, `job-${++scripts}.sh`);
-        await writeFile(scriptPath, job.script, { mode: 0o600 });
+        // The script merges stderr into stdout first, so both share one pipe and keep their order.
+        // Written synchronously: a small local file, and the thread pool's round trip is slower.
+        writeFileSync(scriptPath, `exec 2>&1\n${job.script}`, { mode: 0o600 });
         const env = {
           ...options.baseEnv,
           HOME: home,
@@ -141,22 +149,12 @@ export function createOsDriver(options: OsDriverOptions): Driver {
           KILN: 'true',
           KILN_WORKSPACE: workspace,
         };
-        // The wrapper shell merges stderr into stdout before running the script, so both share one
-        // pipe and keep their order; stdin is /dev/null so no job waits for input.
-        const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec /bin/sh -e "$1"', 'sh', scriptPath], {
-          cwd: workspace,
-          env,
-          detached: true,
-          stdio: ['ignore', 'pipe', 'pipe'],
+        const started = processes.start(scriptPath, env, workspace);
+        const { child } = started;
+        const spawned = started.spawned.then((ok) => {
+          if (!ok) job.output(Buffer.from(`kiln: cannot start the job: ${started.error()?.message}\n`));
+          return ok;
         });
-        const spawned = once(child, 'spawn').then(
-          () => true,
-          (error: Error) => {
-            job.output(Buffer.from(`kiln: cannot start the job: ${error.message}\n`));
-            return false;
-          },
-        );
-        child.on('error', () => {});
         const closed = once(child, 'close').catch(() => undefined);
         child.stdout.on('data', (data: Buffer) => job.output(data));
         child.stderr.on('data', (data: Buffer) => job.output(data));
@@ -209,6 +207,7 @@ export function createOsDriver(options: OsDriverOptions): Driver {
         async destroy() {
           for (const child of running) if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
           await removeTree(root);
+          processes.replenish();
         },
       };
     },
