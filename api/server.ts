@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Broker, Consumer } from '../runner/contract/broker.ts';
 import { Access } from './auth/access.ts';
-import { authenticate, type Credentials, CSRF_HEADER } from './auth/principal.ts';
+import { type Auth, authenticate, type Credentials, CSRF_HEADER, reuseAuth } from './auth/principal.ts';
 import { createRateLimiter } from './auth/rate-limit.ts';
 import type { SecretBox } from './auth/secret-box.ts';
 import type { Context } from './context.ts';
@@ -80,6 +80,12 @@ export interface App {
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
 const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
+/**
+ * How long a WebSocket's check of its credentials holds for new subscriptions on it: a token revoked
+ * meanwhile is refused on that connection at most this much later (and at once on any other).
+ */
+const WS_AUTH_TTL_MS = 5_000;
+
 function yogaLogger(logger: Logger): YogaLogger {
   return {
     debug: (...args) => logger.debug({ args }, 'graphql'),
@@ -124,11 +130,18 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }),
   };
   const limiter = createRateLimiter(deps.rateLimit ?? 0);
+  /** By graphql-ws connection: its credentials' last check. */
+  const checkedSockets = new WeakMap<object, { auth: Auth; at: number }>();
   const cookiesOf = new WeakMap<Request, string[]>();
 
-  async function contextFor(credentials: Credentials, clientKey: string, secure: boolean): Promise<Context> {
+  async function contextFor(
+    credentials: Credentials,
+    clientKey: string,
+    secure: boolean,
+    known?: Auth,
+  ): Promise<Context> {
     const em = orm.em.fork();
-    const auth = await authenticate(em, credentials);
+    const auth = known ? reuseAuth(em, known) : await authenticate(em, credentials);
     limiter.take(auth.tokenId ?? `anonymous:${clientKey}`);
     const access = new Access(em, auth);
     return { em, orm, auth, access, secrets: deps.secrets, pubsub, services, logger, setCookies: [], secure };
@@ -265,6 +278,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
             const origin = request.headers.origin;
             let contextValue: Context;
             try {
+              // Subscriptions started on one connection shortly after another reuse its check of
+              // the credentials (which never change on a connection) instead of asking the database.
+              const checked = checkedSockets.get(ctx);
+              const known = checked && Date.now() - checked.at < WS_AUTH_TTL_MS ? checked.auth : undefined;
               contextValue = await contextFor(
                 {
                   authorization: typeof auth === 'string' ? auth : null,
@@ -274,7 +291,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
                 },
                 request.socket.remoteAddress ?? 'local',
                 false,
+                known,
               );
+              if (!known) checkedSockets.set(ctx, { auth: contextValue.auth, at: Date.now() });
             } catch (err) {
               return [err as GraphQLError];
             }

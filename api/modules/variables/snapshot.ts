@@ -7,9 +7,6 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { SecretBox } from '../../auth/secret-box.ts';
-import { listKeys } from '../keys/keys.service.ts';
-import type { Variable } from './variables.entity.ts';
-import { listVariables } from './variables.service.ts';
 
 export interface BuildSecrets {
   variables: { key: string; value: string; masked: boolean }[];
@@ -22,23 +19,43 @@ export async function buildSecrets(
   ownerId: string,
   namespaceId: string | null,
 ): Promise<BuildSecrets> {
-  const scopes = [{ ownerId, namespaceId: null }, ...(namespaceId ? [{ ownerId, namespaceId }] : [])];
+  // One query for both kinds and both scopes, the owner's first: every submit waits for it.
+  const rows = await em.execute<SecretRow[]>(
+    `select * from (
+       select 'variable' as kind, namespace_id, key as name, value, encrypted_value as sealed, masked,
+         null as config, created_at, id
+       from variables where (owner_id = ? and namespace_id is null) or namespace_id = ?
+       union all
+       select 'key', namespace_id, name, null, encrypted_key, null, config, created_at, id
+       from ssh_keys where (owner_id = ? and namespace_id is null) or namespace_id = ?
+     ) s order by namespace_id is not null, created_at, id`,
+    [ownerId, namespaceId, ownerId, namespaceId],
+  );
   const variables: BuildSecrets['variables'] = [];
   const keys = new Map<string, BuildSecrets['keys'][number]>();
-  for (const scope of scopes) {
-    for (const v of await listVariables(em, scope)) {
-      variables.push({ key: v.key, value: plainValue(secrets, v), masked: v.masked });
-    }
-    for (const k of await listKeys(em, scope)) {
-      keys.delete(k.name);
-      keys.set(k.name, { name: k.name, privateKey: secrets.open(k.encryptedKey), config: k.config });
+  for (const row of rows) {
+    if (row.kind === 'variable') {
+      variables.push({ key: row.name, value: plainValue(secrets, row), masked: row.masked === true });
+    } else {
+      keys.delete(row.name);
+      keys.set(row.name, { name: row.name, privateKey: secrets.open(row.sealed!), config: row.config ?? '' });
     }
   }
   return { variables, keys: [...keys.values()] };
 }
 
-function plainValue(secrets: SecretBox, v: Variable): string {
+interface SecretRow {
+  kind: 'variable' | 'key';
+  id: string;
+  name: string;
+  value: string | null;
+  sealed: string | null;
+  masked: boolean | null;
+  config: string | null;
+}
+
+function plainValue(secrets: SecretBox, v: SecretRow): string {
   if (!v.masked) return v.value ?? '';
-  if (v.encryptedValue === null) throw new Error(`masked variable ${v.id} has no encrypted value`);
-  return secrets.open(v.encryptedValue);
+  if (v.sealed === null) throw new Error(`masked variable ${v.id} has no encrypted value`);
+  return secrets.open(v.sealed);
 }
