@@ -84,38 +84,60 @@ function safeJson(text: string): unknown {
 
 async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Promise<void> {
   const em = deps.orm.em.fork();
-  const onlyChunks = deliveries.flatMap(({ event }) => (event.type === 'log.chunk' ? [event] : []));
-  if (onlyChunks.length === deliveries.length) {
+  const chunks: RunnerEventOf<'log.chunk'>[] = [];
+  const beats = new Map<string, RunnerEventOf<'runner.heartbeat'>>();
+  let statusEvents = 0;
+  for (const { event } of deliveries) {
+    if (event.type === 'log.chunk') chunks.push(event);
+    else if (event.type === 'runner.heartbeat') beats.set(event.runner, event);
+    else if (event.type !== 'build.updated') statusEvents++;
+  }
+  if (statusEvents === 0) {
     // The common batch while a job prints: rows idempotent each on its own need no transaction, and
     // BEGIN and COMMIT would triple its round trips (embedded, each one holds up the event loop).
-    await insertChunks(em, onlyChunks);
+    await insertChunks(em, chunks);
+    await upsertRunners(em, [...beats.values()]);
     for (const d of deliveries) await d.ack();
     return;
   }
+  await insertChunks(em, chunks);
+  // Every status change of the batch, each followed by a snapshot of its build, goes to the database
+  // as one message: PostgreSQL runs a message of several statements as one transaction, so the
+  // batch is all or nothing, in one round trip, and embedded it holds PGlite (which serves one
+  // transaction at a time) for one query instead of a dozen.
+  const statements: string[] = [];
+  const applied: { event: StatusEvent; at: number }[] = [];
+  for (const beat of beats.values()) statements.push(upsertRunnerSql(em, beat));
+  for (const { event } of deliveries) {
+    const sql = statusEventSql(em, event);
+    if (!sql) continue;
+    const status = event as StatusEvent;
+    applied.push({ event: status, at: statements.length });
+    statements.push(sql, em.getPlatform().formatQuery(SNAPSHOT_SQL, [status.buildId]));
+  }
+  const results = (await em.getKnex().raw(statements.join(';\n'))) as unknown as Result[] | Result;
+  const all = Array.isArray(results) ? results : [results];
   const updates: BuildUpdated[] = [];
   const toKill = new Set<string>();
-  await em.transactional(async (tx) => {
-    const chunks: RunnerEventOf<'log.chunk'>[] = [];
-    const beats = new Map<string, RunnerEventOf<'runner.heartbeat'>>();
-    for (const { event } of deliveries) {
-      if (event.type === 'log.chunk') chunks.push(event);
-      else if (event.type === 'runner.heartbeat') beats.set(event.runner, event);
+  for (const { event, at } of applied) {
+    const [outcome] = all[at]!.rows as OutcomeRow[];
+    const [state] = all[at + 1]!.rows as SnapshotRow[];
+    if (outcome && Number(outcome.changed) > 0) {
+      if (state) updates.push(snapshotOf(event.buildId, state));
+    } else if (event.type === 'build.started' && outcome?.ended_before) {
+      // Killed (or failed by the api) before this attempt started: stop the runner.
+      toKill.add(event.buildId);
     }
-    await insertChunks(tx, chunks);
-    await upsertRunners(tx, [...beats.values()]);
-    for (const { event } of deliveries) {
-      const outcome = await applyStatusEvent(tx, event);
-      if (outcome === 'kill' && 'buildId' in event) toKill.add(event.buildId);
-      if (outcome === 'changed' && 'buildId' in event) {
-        const update = await snapshot(tx, event.buildId);
-        if (update) updates.push(update);
-      }
-    }
-  });
+  }
   for (const buildId of toKill) await deps.broker.publishControl({ type: 'kill', buildId });
   if (updates.length > 0) await deps.broker.publishEvents(updates);
   for (const d of deliveries) await d.ack();
 }
+
+type Result = { rows: unknown[] };
+type StatusEvent = RunnerEventOf<'build.started' | 'job.started' | 'job.finished' | 'build.finished'>;
+/** What a status statement returns: rows changed, and for build.started whether the build had ended. */
+type OutcomeRow = { changed: number | string; ended_before?: boolean | null };
 
 async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): Promise<void> {
   // Postgres takes at most 65535 parameters a statement: 8 a row.
@@ -149,53 +171,65 @@ async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'
 }
 
 async function upsertRunners(em: EntityManager, beats: RunnerEventOf<'runner.heartbeat'>[]): Promise<void> {
-  for (const b of beats) {
-    await em.execute(
-      `insert into runners (name, queues, concurrency, running, first_seen_at, last_seen_at)
-       values (?, ?::jsonb, ?, ?::jsonb, ?, ?)
-       on conflict (name) do update set queues = excluded.queues, concurrency = excluded.concurrency,
-         running = excluded.running, last_seen_at = greatest(runners.last_seen_at, excluded.last_seen_at)`,
-      [b.runner, JSON.stringify(b.queues), b.concurrency, JSON.stringify(b.running), b.at, b.at],
-    );
-  }
+  for (const b of beats) await em.execute(upsertRunnerSql(em, b));
 }
 
-type Outcome = 'changed' | 'unchanged' | 'kill';
+function upsertRunnerSql(em: EntityManager, b: RunnerEventOf<'runner.heartbeat'>): string {
+  return em.getPlatform().formatQuery(
+    `insert into runners (name, queues, concurrency, running, first_seen_at, last_seen_at)
+     values (?, ?::jsonb, ?, ?::jsonb, ?, ?)
+     on conflict (name) do update set queues = excluded.queues, concurrency = excluded.concurrency,
+       running = excluded.running, last_seen_at = greatest(runners.last_seen_at, excluded.last_seen_at)`,
+    [b.runner, JSON.stringify(b.queues), b.concurrency, JSON.stringify(b.running), b.at, b.at],
+  );
+}
 
-async function applyStatusEvent(em: EntityManager, event: RunnerEvent): Promise<Outcome> {
-  const conn = em;
-  const rows = (sql: string, params: unknown[]) => conn.execute<{ id: string }[]>(sql, params);
+/**
+ * One statement applying a status event, forward only: it changes nothing when the event is older
+ * than what is stored (a redelivery, an earlier attempt). It returns `changed` (rows updated), and
+ * for build.started `ended_before`: the build ended before this attempt started (killed while queued).
+ * Null for events that change no status.
+ */
+function statusEventSql(em: EntityManager, event: RunnerEvent): string | null {
+  const sql = (text: string, params: unknown[]) => em.getPlatform().formatQuery(text, params);
   switch (event.type) {
-    case 'build.started': {
-      const updated = await rows(
-        `update builds set attempt = ?, status = 'RUNNING', runner = ?, started_at = ?
-         where id = ? and attempt < ? and status in ${LIVE} returning id`,
-        [event.attempt, event.runner, event.at, event.buildId, event.attempt],
+    case 'build.started':
+      // A later attempt: the earlier runner was lost. Its jobs start over, and the build is tagged
+      // orphaned (Djinn's word for a build run again after its runner was lost).
+      return sql(
+        `with prior as (select status, attempt from builds where id = ?),
+         updated as (
+           update builds set attempt = ?, status = 'RUNNING', runner = ?, started_at = ?
+           where id = ? and attempt < ? and status in ${LIVE} returning id),
+         reset as (
+           update jobs set status = 'QUEUED', attempt = ?, exit_code = null, started_at = null, finished_at = null
+           where build_id in (select id from updated) and attempt < ?),
+         orphaned as (
+           insert into build_tags (build_id, name) select id, 'orphaned' from updated where ? > 1
+           on conflict do nothing)
+         select (select count(*) from updated) as changed,
+           (select status not in ${LIVE} and attempt < ? from prior) as ended_before`,
+        [
+          event.buildId,
+          event.attempt,
+          event.runner,
+          event.at,
+          event.buildId,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+          event.attempt,
+        ],
       );
-      if (updated.length === 0) {
-        const [build] = await conn.execute<{ status: string; attempt: number }[]>(
-          'select status, attempt from builds where id = ?',
-          [event.buildId],
-        );
-        // Killed (or failed by the api) before this attempt started: stop the runner.
-        const endedBefore =
-          build && !['QUEUED', 'RUNNING'].includes(build.status) && build.attempt < event.attempt;
-        return endedBefore ? 'kill' : 'unchanged';
-      }
-      // A later attempt: the earlier runner was lost. Its jobs start over.
-      await conn.execute(
-        `update jobs set status = 'QUEUED', attempt = ?, exit_code = null, started_at = null, finished_at = null
-         where build_id = ? and attempt < ?`,
-        [event.attempt, event.buildId, event.attempt],
-      );
-      if (event.attempt > 1) await tagOrphaned(em, event.buildId);
-      return 'changed';
-    }
-    case 'job.started': {
-      const updated = await rows(
-        `update jobs set status = 'RUNNING', attempt = ?, started_at = ?, finished_at = null, exit_code = null
-         where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status = 'QUEUED')) and ${CURRENT_ATTEMPT}
-         returning id`,
+    case 'job.started':
+      return sql(
+        `with updated as (
+           update jobs set status = 'RUNNING', attempt = ?, started_at = ?, finished_at = null, exit_code = null
+           where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status = 'QUEUED'))
+             and ${CURRENT_ATTEMPT}
+           returning id)
+         select count(*) as changed from updated`,
         [
           event.attempt,
           event.at,
@@ -207,14 +241,15 @@ async function applyStatusEvent(em: EntityManager, event: RunnerEvent): Promise<
           event.attempt,
         ],
       );
-      return updated.length > 0 ? 'changed' : 'unchanged';
-    }
-    case 'job.finished': {
-      const updated = await rows(
-        `update jobs set status = ?, attempt = ?, exit_code = ?, finished_at = ?,
-           started_at = case when ? = 'SKIPPED' then null else coalesce(started_at, ?) end
-         where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status in ${LIVE})) and ${CURRENT_ATTEMPT}
-         returning id`,
+    case 'job.finished':
+      return sql(
+        `with updated as (
+           update jobs set status = ?, attempt = ?, exit_code = ?, finished_at = ?,
+             started_at = case when ? = 'SKIPPED' then null else coalesce(started_at, ?) end
+           where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status in ${LIVE}))
+             and ${CURRENT_ATTEMPT}
+           returning id)
+         select count(*) as changed from updated`,
         [
           event.status,
           event.attempt,
@@ -230,13 +265,16 @@ async function applyStatusEvent(em: EntityManager, event: RunnerEvent): Promise<
           event.attempt,
         ],
       );
-      return updated.length > 0 ? 'changed' : 'unchanged';
-    }
-    case 'build.finished': {
-      const updated = await rows(
-        `update builds set status = ?, attempt = ?, last_seq = ?, reason = ?, finished_at = ?,
-           started_at = coalesce(started_at, ?)
-         where id = ? and attempt <= ? and status in ${LIVE} returning id`,
+    case 'build.finished':
+      return sql(
+        `with updated as (
+           update builds set status = ?, attempt = ?, last_seq = ?, reason = ?, finished_at = ?,
+             started_at = coalesce(started_at, ?)
+           where id = ? and attempt <= ? and status in ${LIVE} returning id, attempt),
+         orphaned as (
+           insert into build_tags (build_id, name) select id, 'orphaned' from updated where attempt > 1
+           on conflict do nothing)
+         select count(*) as changed from updated`,
         [
           event.status,
           event.attempt,
@@ -248,21 +286,11 @@ async function applyStatusEvent(em: EntityManager, event: RunnerEvent): Promise<
           event.attempt,
         ],
       );
-      if (updated.length > 0 && event.attempt > 1) await tagOrphaned(em, event.buildId);
-      return updated.length > 0 ? 'changed' : 'unchanged';
-    }
     case 'log.chunk':
     case 'runner.heartbeat':
     case 'build.updated':
-      return 'unchanged';
+      return null;
   }
-}
-
-/** A build run again after its runner was lost (Djinn's "orphaned" build). */
-async function tagOrphaned(em: EntityManager, buildId: string): Promise<void> {
-  await em.execute(`insert into build_tags (build_id, name) values (?, 'orphaned') on conflict do nothing`, [
-    buildId,
-  ]);
 }
 
 /**
@@ -293,39 +321,39 @@ export async function failBuild(
   });
 }
 
-/** The build and its jobs as they are now in `em`'s view (inside a transaction: with its writes). */
-export async function snapshot(em: EntityManager, buildId: string): Promise<BuildUpdated | null> {
-  const [build] = await em.execute<
-    {
-      status: BuildStatus;
-      attempt: number;
-      reason: string | null;
-      started_at: Date | null;
-      finished_at: Date | null;
-    }[]
-  >('select status, attempt, reason, started_at, finished_at from builds where id = ?', [buildId]);
-  if (!build) return null;
-  const jobs = await em.execute<
-    {
-      id: string;
-      status: JobStatus;
-      exit_code: number | null;
-      started_at: Date | null;
-      finished_at: Date | null;
-    }[]
-  >('select id, status, exit_code, started_at, finished_at from jobs where build_id = ? order by position', [
-    buildId,
-  ]);
-  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+/** A build and its jobs (as JSON, in order), for a BuildUpdated. */
+const SNAPSHOT_SQL = `select b.status, b.attempt, b.reason, b.started_at, b.finished_at,
+    coalesce((select json_agg(json_build_object('id', j.id, 'status', j.status, 'exit_code', j.exit_code,
+        'started_at', j.started_at, 'finished_at', j.finished_at) order by j.position)
+      from jobs j where j.build_id = b.id), '[]') as jobs
+  from builds b where b.id = ?`;
+
+interface SnapshotRow {
+  status: BuildStatus;
+  attempt: number;
+  reason: string | null;
+  started_at: Date | string | null;
+  finished_at: Date | string | null;
+  jobs: {
+    id: string;
+    status: JobStatus;
+    exit_code: number | null;
+    started_at: string | null;
+    finished_at: string | null;
+  }[];
+}
+
+function snapshotOf(buildId: string, row: SnapshotRow): BuildUpdated {
+  const iso = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
   return {
     type: 'build.updated',
     buildId,
-    status: build.status,
-    attempt: build.attempt,
-    reason: build.reason,
-    startedAt: iso(build.started_at),
-    finishedAt: iso(build.finished_at),
-    jobs: jobs.map((j) => ({
+    status: row.status,
+    attempt: row.attempt,
+    reason: row.reason,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+    jobs: row.jobs.map((j) => ({
       jobId: j.id,
       status: j.status,
       exitCode: j.exit_code,
@@ -334,6 +362,12 @@ export async function snapshot(em: EntityManager, buildId: string): Promise<Buil
     })),
     at: new Date().toISOString(),
   };
+}
+
+/** The build and its jobs as they are now in `em`'s view (inside a transaction: with its writes). */
+export async function snapshot(em: EntityManager, buildId: string): Promise<BuildUpdated | null> {
+  const [row] = await em.execute<SnapshotRow[]>(SNAPSHOT_SQL, [buildId]);
+  return row ? snapshotOf(buildId, row) : null;
 }
 
 /** Tells every replica (through the broker) that these builds changed. */
