@@ -6,7 +6,8 @@
  * It subscribes to the pubsub first and only then reads the database, so a chunk published in
  * between is both buffered and read, and dropped the second time by the cursor. The chunks the pubsub
  * saw just before (`recentLog`) come first: a client that subscribes right after submitting gets the
- * first lines without waiting for them to be stored, or for a database read. A live chunk that is
+ * first lines without waiting for them to be stored, or for a database read; a live chunk that
+ * directly follows the cursor goes out while the database is still being read. A live chunk that is
  * not the next one (it arrived before an earlier one was stored) sends it back to the database; if the
  * database does not have the missing chunk yet, it looks again shortly: the ingester stores it soon.
  */
@@ -27,6 +28,16 @@ const IDLE_CHECK_MS = 2_000;
  * neither: read again a few times right after starting, by when the ingester has stored it.
  */
 const EARLY_CHECKS = 3;
+
+interface StoredRead {
+  chunks: StoredChunk[];
+  /** A full page: more may follow. */
+  more: boolean;
+  /** The build is gone. */
+  gone: boolean;
+  /** The build's last chunk, when the build is finished. */
+  last: LogCursor | null;
+}
 
 const after = (c: { attempt: number; seq: number }, cursor: LogCursor) =>
   c.attempt > cursor.attempt || (c.attempt === cursor.attempt && c.seq > cursor.seq);
@@ -59,8 +70,24 @@ export async function* streamLog(opts: {
     firstLine: chunk.firstLine,
     lines: chunk.lines,
   });
+  /** The stored chunks after `from` (a page), and once they are all read, the build's end if it has one. */
+  const readStored = async (from: LogCursor): Promise<StoredRead> => {
+    const chunks = await builds.logAfter(orm.em.fork(), buildId, from, PAGE);
+    if (chunks.length === PAGE) return { chunks, more: true, gone: false, last: null };
+    const build = await orm.em
+      .fork()
+      .findOne(BuildSchema, { id: buildId }, { fields: ['status', 'attempt', 'lastSeq'] });
+    if (!build) return { chunks, more: false, gone: true, last: null };
+    const last =
+      isFinalBuild(build.status) && build.lastSeq !== null
+        ? { attempt: build.attempt, seq: build.lastSeq }
+        : null;
+    return { chunks, more: false, gone: false, last };
+  };
   try {
     let needDb = true;
+    /** A read of the database in flight: live chunks that follow the cursor go out meanwhile. */
+    let reading: Promise<StoredRead> | null = null;
     /** A chunk known to exist after the cursor that the database did not have yet. */
     let missing: LogCursor | null = null;
     let early = EARLY_CHECKS;
@@ -75,28 +102,11 @@ export async function* streamLog(opts: {
         cursor = stored;
         continue;
       }
-      if (needDb) {
+      if (needDb && !reading) {
         needDb = false;
-        // Catch up from storage, a page at a time.
-        for (;;) {
-          const page = await builds.logAfter(orm.em.fork(), buildId, cursor, PAGE);
-          for (const chunk of page) {
-            yield chunk;
-            cursor = chunk;
-          }
-          if (page.length < PAGE) break;
-        }
-        const build = await orm.em
-          .fork()
-          .findOne(BuildSchema, { id: buildId }, { fields: ['status', 'attempt', 'lastSeq'] });
-        if (!build) return;
-        if (isFinalBuild(build.status) && build.lastSeq !== null) {
-          const last = { attempt: build.attempt, seq: build.lastSeq };
-          // Done when the cursor reached the last chunk, or the last attempt wrote nothing.
-          if (build.lastSeq === 0 || !after(last, cursor)) return;
-          missing = last;
-        }
-        continue;
+        reading = readStored(cursor);
+        // Awaited below; marked handled for when the stream ends before it settles.
+        reading.catch(() => {});
       }
       if (replayed.length > 0) {
         // After a gap: the database has (or soon has) them and the chunks before them.
@@ -105,13 +115,33 @@ export async function* streamLog(opts: {
       }
       if (missing && !after(missing, cursor)) missing = null;
       pending ??= live.next();
-      const result: IteratorResult<PubSubEvent> | 'timeout' = await Promise.race([
+      const result: IteratorResult<PubSubEvent> | StoredRead | 'timeout' = await Promise.race([
         pending,
-        sleep(missing || early > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS),
+        ...(reading ? [reading] : [sleep(missing || early > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS)]),
       ]);
       if (result === 'timeout') {
         early--;
         needDb = true;
+        continue;
+      }
+      if ('chunks' in result) {
+        reading = null;
+        if (result.gone) return;
+        // Chunks the live stream delivered meanwhile are behind the cursor already.
+        for (const chunk of result.chunks) {
+          if (!after(chunk, cursor)) continue;
+          yield chunk;
+          cursor = chunk;
+        }
+        if (result.more) {
+          needDb = true;
+          continue;
+        }
+        if (result.last) {
+          // Done when the cursor reached the last chunk, or the last attempt wrote nothing.
+          if (result.last.seq === 0 || !after(result.last, cursor)) return;
+          missing = result.last;
+        }
         continue;
       }
       pending = null;
