@@ -29,7 +29,7 @@ export interface Deployment {
   url: string;
   token: string;
   /** The processes whose memory is reported, by role. */
-  processes: { role: string; proc: KilnProcess }[];
+  processes: { role: string; pid: number }[];
   /** The process whose log says `build finished` (the runner, or `kiln start`). */
   runner: KilnProcess;
   /** Rows and lines of a build's log in log_chunks, read straight from the database. */
@@ -102,8 +102,8 @@ export async function startDistributed(
     url: serve.url,
     token,
     processes: [
-      { role: 'serve', proc: serve },
-      { role: 'runner', proc: runner },
+      { role: 'serve', pid: serve.child.pid! },
+      { role: 'runner', pid: runner.child.pid! },
     ],
     runner,
     storedLog: (buildId) => storedLogOf(reader, buildId),
@@ -124,16 +124,19 @@ export async function startEmbedded(
   const up = await start.waitFor((l) => l.msg === 'kiln serve is up');
   await start.waitFor((l) => l.msg === 'in-process runner started');
   const url = String(up.url);
-  // The embedded database listens on a loopback port of its own that nothing prints: find it.
-  const httpPort = Number(new URL(url).port);
-  const ports = (await listeningPorts(start.child.pid!)).filter((p) => p !== httpPort);
+  // The embedded database is a child process listening on a loopback port that nothing prints.
+  const database = await embeddedDatabasePid(start.child.pid!);
+  const ports = await listeningPorts(database);
   if (ports.length !== 1) throw new Error(`cannot tell the embedded database's port among ${ports}`);
   const reader = await connectPg(`postgresql://postgres@127.0.0.1:${ports[0]}/postgres`, cleanups);
   return {
     mode: 'embedded',
     url,
     token,
-    processes: [{ role: 'start (serve + runner)', proc: start }],
+    processes: [
+      { role: 'start (serve + runner)', pid: start.child.pid! },
+      { role: 'start (its database)', pid: database },
+    ],
     runner: start,
     storedLog: (buildId) => storedLogOf(reader, buildId),
     async rawDatabase() {
@@ -153,6 +156,19 @@ export async function startEmbedded(
 }
 
 /** TCP ports `pid` listens on, from /proc (its socket inodes matched against the LISTEN sockets). */
+/** The pid of `kiln start`'s database process (a child running embedded-postgres.ts). */
+async function embeddedDatabasePid(startPid: number): Promise<number> {
+  const tasks = await readdir(`/proc/${startPid}/task`);
+  for (const task of tasks) {
+    const children = await readFile(`/proc/${startPid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const pid of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes('embedded-postgres')) return pid;
+    }
+  }
+  throw new Error(`kiln start (${startPid}) has no embedded database process`);
+}
+
 async function listeningPorts(pid: number): Promise<number[]> {
   const inodes = new Set<string>();
   for (const fd of await readdir(`/proc/${pid}/fd`)) {

@@ -1,16 +1,14 @@
 /**
  * The database: PostgreSQL through MikroORM. With no URL, an embedded PGlite (Postgres compiled to
- * WASM) kept in `<dataDir>/pgdata` is served on a loopback port through pglite-socket, so the same
- * driver, SQL and migrations serve both.
+ * WASM) kept in `<dataDir>/pgdata` is served on a loopback port through pglite-socket by a process of
+ * its own (embedded-postgres.ts), so the same driver, SQL and migrations serve both.
  */
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { migrationsList } from '../../migrations/index.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
 import { entities } from './entities.ts';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
@@ -57,16 +55,9 @@ export async function openDatabase(opts: {
   let url = opts.url;
   let stopEmbedded = async () => {};
   if (!url) {
-    const dir = path.join(opts.dataDir, 'pgdata');
-    await mkdir(dir, { recursive: true });
-    const db = await PGlite.create(dir);
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 16 });
-    await server.start();
-    url = `postgresql://postgres@${server.getServerConn()}/postgres`;
-    stopEmbedded = async () => {
-      await server.stop();
-      await db.close();
-    };
+    const server = await startEmbeddedPostgres(path.join(opts.dataDir, 'pgdata'));
+    url = server.url;
+    stopEmbedded = server.stop;
   }
   const embedded = !opts.url;
   let orm: MikroORM;
