@@ -25,7 +25,7 @@ export interface DriverRegistryOptions {
   /** The docker driver's engine and limits; default: read from KILN_DOCKER_* (runner/config.ts). */
   docker?: DockerSettings;
   onUnavailable?: (name: string, reason: string) => void;
-  /** Told about the docker driver's leftover cleanup: what it removed, or why it failed. */
+  /** Told about the drivers' leftover cleanup: what it removed, or why it failed. */
   onNotice?: (name: string, message: string) => void;
 }
 
@@ -37,7 +37,24 @@ export function createDrivers(names: readonly string[], opts: DriverRegistryOpti
   for (const name of new Set(names)) {
     switch (name) {
       case 'os':
-        drivers.set(name, createOsDriver({ baseEnv: opts.baseEnv, workspaceDir: opts.workspaceDir }));
+        drivers.set(
+          name,
+          createOsDriver({
+            baseEnv: opts.baseEnv,
+            workspaceDir: opts.workspaceDir,
+            cleanupLeftovers: true,
+            onCleanup: (result) => {
+              if (result instanceof Error) {
+                opts.onNotice?.('os', `could not remove leftover workspaces: ${result.message}`);
+              } else if (result.workspaces > 0) {
+                opts.onNotice?.(
+                  'os',
+                  `removed ${result.workspaces} workspace(s) of runners that died, killing ${result.processes} process(es) still running in them`,
+                );
+              }
+            },
+          }),
+        );
         break;
       case 'docker': {
         const docker = createDockerFromOptions(opts);

@@ -11,6 +11,8 @@
  * SIGKILL after `killGraceMs`. Processes a job leaves running in the background when its script
  * exits are killed too (with SIGKILL), so no job outlives its run and no stray process keeps the
  * output pipe open. Processes that leave the group on purpose (setsid, daemons) are not tracked.
+ * When the runner itself is killed, the next runner on the same workspace directory kills what its
+ * jobs left running and removes their workspaces (leftovers.ts).
  *
  * Files (objects in, artifacts out) are read and written in the workspace directly; an absolute path
  * is taken as relative to the workspace, and symbolic links are never followed.
@@ -34,6 +36,7 @@ import {
   type JobRun,
 } from '../driver.ts';
 import { createJobProcesses } from './job-processes.ts';
+import { cleanupOsLeftovers, type LeftoverResult, OWNER_FILE, ownerMark, ROOT_PREFIX } from './leftovers.ts';
 
 export interface OsDriverOptions {
   /** The runner's own PATH, HOME, LANG…: the only variables a job inherits from the host. */
@@ -44,6 +47,10 @@ export interface OsDriverOptions {
   killGraceMs?: number;
   /** Keep a shell started ahead of the next job (job-processes.ts); default true. */
   warmShell?: boolean;
+  /** Kill and remove what runners killed earlier left in the workspace directory (leftovers.ts). */
+  cleanupLeftovers?: boolean;
+  /** Told what the leftover cleanup removed, or why it failed. */
+  onCleanup?: (result: LeftoverResult | Error) => void;
 }
 
 const MAX_GRACE_MS = 500;
@@ -115,6 +122,13 @@ export function createOsDriver(options: OsDriverOptions): Driver {
   const baseDir = options.workspaceDir ?? tmpdir();
   const graceMs = Math.min(options.killGraceMs ?? 300, MAX_GRACE_MS);
   const processes = createJobProcesses({ idleCwd: baseDir, warm: options.warmShell });
+  const owner = ownerMark();
+  if (options.cleanupLeftovers) {
+    cleanupOsLeftovers(baseDir).then(
+      (result) => options.onCleanup?.(result),
+      (error: unknown) => options.onCleanup?.(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
 
   return {
     type: 'os',
@@ -123,7 +137,9 @@ export function createOsDriver(options: OsDriverOptions): Driver {
       try {
         // Synchronous: three local mkdirs take microseconds, three trips through the thread pool
         // take milliseconds on a busy runner, and this is on the way to every build's first line.
-        root = mkdtempSync(join(baseDir, 'kiln-'));
+        root = mkdtempSync(join(baseDir, ROOT_PREFIX));
+        // Whose it is: a runner that finds it after this one died kills what still runs in it.
+        if (owner !== null) writeFileSync(join(root, OWNER_FILE), owner);
         mkdirSync(join(root, 'workspace'));
         mkdirSync(join(root, 'home'), { mode: 0o700 });
       } catch (error) {

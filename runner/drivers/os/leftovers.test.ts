@@ -1,0 +1,111 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanupOsLeftovers, OWNER_FILE, ownerMark } from './leftovers.ts';
+import { createOsDriver } from './os-driver.ts';
+
+const base = mkdtempSync(join(tmpdir(), 'kiln-leftovers-'));
+const started: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of started) child.kill('SIGKILL');
+  rmSync(base, { recursive: true, force: true });
+});
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** A workspace root as the os driver makes it, owned by `owner`, with a job process sleeping in it. */
+async function root(name: string, owner: string | null): Promise<{ dir: string; pid: number }> {
+  const dir = join(base, name);
+  mkdirSync(join(dir, 'workspace'), { recursive: true });
+  if (owner !== null) writeFileSync(join(dir, OWNER_FILE), owner);
+  const child = spawn('/bin/sh', ['-c', 'sleep 60 & wait'], {
+    cwd: join(dir, 'workspace'),
+    detached: true,
+    stdio: 'ignore',
+  });
+  started.push(child);
+  await once(child, 'spawn');
+  return { dir, pid: child.pid! };
+}
+
+describe('os driver leftovers', () => {
+  it('kills the processes of workspaces whose runner died and removes them, and nothing else', async () => {
+    // A runner that died: a pid that is not running (or one whose start time differs).
+    const dead = await root('kiln-dead', '2147483646 1');
+    const reused = await root('kiln-reused', `${process.pid} 1`);
+    const live = await root('kiln-live', ownerMark());
+    const unmarked = await root('kiln-unmarked', null);
+    const other = await root('not-a-workspace', '2147483646 1');
+
+    const result = await cleanupOsLeftovers(base);
+
+    expect(result.workspaces).toBe(2);
+    expect(result.processes).toBeGreaterThanOrEqual(2);
+    for (const gone of [dead, reused]) {
+      for (let i = 0; i < 100 && isRunning(gone.pid); i++) await delay(20);
+      expect(isRunning(gone.pid)).toBe(false);
+      expect(existsSync(gone.dir)).toBe(false);
+    }
+    for (const kept of [live, unmarked, other]) {
+      expect(isRunning(kept.pid)).toBe(true);
+      expect(existsSync(kept.dir)).toBe(true);
+    }
+  });
+
+  it('marks each workspace with its runner, and a new driver cleans what a killed runner left', async () => {
+    const dir = mkdtempSync(join(base, 'runner-'));
+    // A runner process that starts a job sleeping in its workspace, then is killed with SIGKILL.
+    const code = `
+      import { createOsDriver } from ${JSON.stringify(new URL('./os-driver.ts', import.meta.url).href)};
+      const driver = createOsDriver({ baseEnv: { PATH: process.env.PATH }, workspaceDir: ${JSON.stringify(dir)} });
+      const session = await driver.create({ env: {}, signal: new AbortController().signal }, {});
+      await session.run({
+        name: 'sleeper', script: 'echo "$$"; sleep 60', env: {}, signal: new AbortController().signal,
+        output: (data) => process.stdout.write(data),
+      });
+    `;
+    const runner = spawn(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', code],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    started.push(runner);
+    const [line] = (await once(runner.stdout!, 'data')) as [Buffer];
+    const job = Number(String(line).trim());
+    expect(isRunning(job)).toBe(true);
+    runner.kill('SIGKILL');
+    await once(runner, 'exit');
+    await delay(100);
+    expect(isRunning(job)).toBe(true);
+
+    let reported: unknown = null;
+    createOsDriver({
+      baseEnv: {},
+      workspaceDir: dir,
+      cleanupLeftovers: true,
+      onCleanup: (result) => {
+        reported = result;
+      },
+    });
+    for (let i = 0; i < 250 && reported === null; i++) await delay(20);
+    expect(reported).toMatchObject({ workspaces: 1 });
+    expect((reported as { processes: number }).processes).toBeGreaterThanOrEqual(1);
+    expect(isRunning(job)).toBe(false);
+  });
+});
