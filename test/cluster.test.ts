@@ -12,21 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { deleteTopology } from '../runner/contract/amqp-broker.ts';
 import { createTestDatabase, type TestDatabase } from './testkit/db.ts';
+import { isRunning } from './testkit/pids.ts';
 import { type KilnProcess, spawnKiln, startServe } from './testkit/processes.ts';
 import { AMQP_URL, available } from './testkit/services.ts';
 
 const ready = available('postgres') && available('rabbitmq');
-
-/** Dead or a zombie (nothing reaps orphans where PID 1 is not an init). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-}
 
 type BuildView = {
   id: string;
@@ -238,7 +228,7 @@ jobs:
     expect(final.status).toBe('KILLED');
     expect(jobStatuses(final)).toEqual(['sleeper:KILLED', 'after:KILLED']);
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(isAlive(pid)).toBe(false);
+    expect(isRunning(pid)).toBe(false);
   });
 
   it('times a build out when it runs past its timeout', async () => {

@@ -1,29 +1,15 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isRunning, stopsRunning } from '../../test/testkit/pids.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-embedded-pg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function query(url: string, sql: string): Promise<unknown[]> {
   const client = new pg.Client({ connectionString: url });
@@ -65,8 +51,7 @@ describe('embedded postgres', () => {
     await query(started.url, "create table notes (text text); insert into notes values ('before the kill')");
     parent.kill('SIGKILL');
     await once(parent, 'exit');
-    for (let i = 0; i < 500 && isRunning(started.pid); i++) await delay(20);
-    expect(isRunning(started.pid)).toBe(false);
+    expect(await stopsRunning(started.pid, 10000)).toBe(true);
     const again = await startEmbeddedPostgres(data);
     expect(await query(again.url, 'select text from notes')).toEqual([{ text: 'before the kill' }]);
     await again.stop();

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isRunning, stopsRunning } from '../../../test/testkit/pids.ts';
 import { createJobProcesses, type JobProcesses, type StartedJob } from './job-processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-job-processes-'));
@@ -42,16 +43,6 @@ async function withIdleShell(processes: JobProcesses): Promise<void> {
   await delay(50);
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-}
-
 describe('job processes', () => {
   it('gives a job started in the idle shell the environment and directory of a fresh spawn', async () => {
     const processes = createJobProcesses({ idleCwd: dir });
@@ -85,8 +76,7 @@ describe('job processes', () => {
     expect(isRunning(sleeper)).toBe(true);
     process.kill(-pid, 'SIGKILL');
     await once(job.child, 'exit');
-    for (let i = 0; i < 100 && isRunning(sleeper); i++) await delay(20);
-    expect(isRunning(sleeper)).toBe(false);
+    expect(await stopsRunning(sleeper, 2000)).toBe(true);
     processes.close();
   });
 
@@ -149,7 +139,6 @@ describe('job processes', () => {
     expect(exitCode).toBe(0);
     const idle = Number(printed.trim().split(/\s+/)[0]);
     expect(idle).toBeGreaterThan(0);
-    for (let i = 0; i < 100 && isRunning(idle); i++) await delay(20);
-    expect(isRunning(idle)).toBe(false);
+    expect(await stopsRunning(idle, 2000)).toBe(true);
   });
 });

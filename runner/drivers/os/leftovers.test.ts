@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isRunning, stopsRunning } from '../../../test/testkit/pids.ts';
 import { cleanupOsLeftovers, OWNER_FILE, ownerMark } from './leftovers.ts';
 import { createOsDriver } from './os-driver.ts';
 
@@ -14,20 +15,6 @@ afterAll(() => {
   for (const child of started) child.kill('SIGKILL');
   rmSync(base, { recursive: true, force: true });
 });
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** A workspace root as the os driver makes it, owned by `owner`, with a job process sleeping in it. */
 async function root(name: string, owner: string | null): Promise<{ dir: string; pid: number }> {
@@ -58,8 +45,7 @@ describe('os driver leftovers', () => {
     expect(result.workspaces).toBe(2);
     expect(result.processes).toBeGreaterThanOrEqual(2);
     for (const gone of [dead, reused]) {
-      for (let i = 0; i < 100 && isRunning(gone.pid); i++) await delay(20);
-      expect(isRunning(gone.pid)).toBe(false);
+      expect(await stopsRunning(gone.pid, 2000)).toBe(true);
       expect(existsSync(gone.dir)).toBe(false);
     }
     for (const kept of [live, unmarked, other]) {
