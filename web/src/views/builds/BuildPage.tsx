@@ -128,8 +128,33 @@ export default function BuildPage() {
     const b = latest();
     if (b) stream.store.setJobs(b.stages.flatMap((s) => s.jobs));
   });
+  /**
+   * What the page shows: the latest state, with a queued job that already has lines of this attempt
+   * in the log (lines can come a moment before the status that says the job started) shown running,
+   * and its build with it.
+   */
+  const shown = createMemo((): BuildState | null => {
+    const b = latest();
+    if (!b) return null;
+    stream.store.version();
+    if (stream.store.attempt() < b.attempt) return b;
+    const logged = new Set(
+      stream.store
+        .sections()
+        .filter((section) => section.lines.length > 0)
+        .map((section) => section.key),
+    );
+    if (logged.size === 0) return b;
+    const stages = b.stages.map((stage) => ({
+      ...stage,
+      jobs: stage.jobs.map((job) =>
+        job.status === 'QUEUED' && logged.has(job.id) ? { ...job, status: 'RUNNING' as const } : job,
+      ),
+    }));
+    return { ...b, status: b.status === 'QUEUED' ? 'RUNNING' : b.status, stages };
+  });
   const jobStatus = (jobId: string): JobStatus | undefined => {
-    for (const s of latest()?.stages ?? []) for (const j of s.jobs) if (j.id === jobId) return j.status;
+    for (const s of shown()?.stages ?? []) for (const j of s.jobs) if (j.id === jobId) return j.status;
     return undefined;
   };
 
@@ -192,7 +217,7 @@ export default function BuildPage() {
           </p>
         </EmptyState>
       </Show>
-      <Show when={latest()}>
+      <Show when={shown()}>
         {(b) => (
           <>
             <div class="page-head">
