@@ -431,6 +431,14 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         scopeless: 'forbidden',
       },
     },
+    'Mutation.setArtifactCleanup': {
+      run: async (who) =>
+        judge(
+          'setArtifactCleanup',
+          await gql(who, 'mutation { setArtifactCleanup(input: { bytes: 1073741824 }) { __typename } }'),
+        ),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated', scopeless: 'forbidden' },
+    },
     'Mutation.pinBuild': {
       run: async (who) =>
         judge(

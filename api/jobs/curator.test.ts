@@ -80,9 +80,23 @@ describe.runIf(available('postgres'))('the curator', () => {
   beforeAll(async () => {
     t = await startTestApp();
     for (const who of ['alice', 'bob', 'carol'] as const) tokens[who] = await signUpAndLogIn(t, who);
-    const em = t.orm.em.fork();
-    await em.execute(`update users set cleanup_bytes = 100 where username = 'alice'`);
-    await em.execute(`update users set cleanup_bytes = 0 where username = 'bob'`);
+    // Limits set the way users set them: alice keeps 100 bytes, bob everything, carol the default.
+    for (const [who, bytes] of [
+      ['alice', 100],
+      ['bob', 0],
+    ] as const) {
+      const set = await gql(
+        who,
+        'mutation ($bytes: Float!) { setArtifactCleanup(input: { bytes: $bytes }) { __typename ... on SetArtifactCleanupSuccess { user { artifactCleanupBytes } } } }',
+        { bytes },
+      );
+      expect(set).toEqual({
+        setArtifactCleanup: {
+          __typename: 'SetArtifactCleanupSuccess',
+          user: { artifactCleanupBytes: bytes },
+        },
+      });
+    }
 
     const old = await submit('alice');
     const pinned = await submit('alice');
@@ -132,6 +146,30 @@ describe.runIf(available('postgres'))('the curator', () => {
       id: builds.pinned,
     });
     expect(pinned.build).toEqual({ pinned: true, artifacts: [{ name: 'a4.bin' }] });
+  });
+
+  it("shows a user's cleanup limit to that user only, and refuses one that is not a whole number of bytes", async () => {
+    const viewer = '{ viewer { id artifactCleanupBytes } }';
+    const carol = (await gql('carol', viewer)) as { viewer: { id: string; artifactCleanupBytes: number } };
+    expect(carol.viewer.artifactCleanupBytes).toBe(1024 ** 3);
+    // Bob (not an admin: alice signed up first) sees carol's name, not her setting.
+    const seen = (await t.gql(
+      'query ($id: ID!) { node(id: $id) { ... on User { username artifactCleanupBytes } } }',
+      { id: carol.viewer.id },
+      tokens.bob,
+    )) as Res;
+    expect(seen.errors).toBeDefined();
+    for (const bytes of [-1, 1.5]) {
+      const refused = (await gql(
+        'alice',
+        'mutation ($bytes: Float!) { setArtifactCleanup(input: { bytes: $bytes }) { __typename ... on InputError { path } } }',
+        { bytes },
+      )) as { setArtifactCleanup: unknown };
+      expect(refused.setArtifactCleanup).toEqual({ __typename: 'InputError', path: 'bytes' });
+    }
+    expect(await gql('alice', '{ viewer { artifactCleanupBytes } }')).toEqual({
+      viewer: { artifactCleanupBytes: 100 },
+    });
   });
 
   it('deletes the blobs of deleted artifacts unless another row still refers to them', async () => {

@@ -1,8 +1,11 @@
 import { hasScope } from '../../auth/scopes.ts';
-import { builder } from '../../builder.ts';
+import { builder, InputError } from '../../builder.ts';
 import { BuildSchema } from '../builds/builds.entity.ts';
 import { BuildRef, JobRef } from '../builds/builds.schema.ts';
+import type { User } from '../users/users.entity.ts';
+import { UserRef } from '../users/users.schema.ts';
 import { type Artifact, ArtifactSchema } from './artifacts.entity.ts';
+import { MAX_CLEANUP_BYTES, setCleanupBytes } from './artifacts.service.ts';
 
 /** A subscription keeps its context: its loaders must read the rows as they are at each event. */
 const FRESH = { cache: false };
@@ -64,5 +67,40 @@ builder.objectField(JobRef, 'artifacts', (t) =>
       return ids.map((id) => artifacts.filter((a) => a.job.id === id));
     },
     resolve: (j) => j.id,
+  }),
+);
+
+builder.objectField(UserRef, 'artifactCleanupBytes', (t) =>
+  t.float({
+    description:
+      "How many bytes of the user's newest artifacts the curator keeps; older ones are deleted (pinned builds keep theirs). 0: no limit. 1 GiB until set. Its own user (or an admin) only.",
+    authScopes: (user: User, _args, ctx) =>
+      ctx.auth.viewer !== null &&
+      (ctx.auth.viewer.isAdmin || ctx.auth.viewer.id === user.id) && { scope: 'artifact:read' },
+    resolve: (user) => user.cleanupBytes,
+  }),
+);
+
+const SetArtifactCleanupInput = builder.inputType('SetArtifactCleanupInput', {
+  fields: (t) => ({
+    bytes: t.float({ required: true, description: 'A whole number of bytes; 0 turns the cleanup off.' }),
+  }),
+});
+
+builder.mutationField('setArtifactCleanup', (t) =>
+  t.field({
+    type: UserRef,
+    description:
+      "Sets how many bytes of your newest artifacts the curator keeps (User.artifactCleanupBytes); it applies from the curator's next round.",
+    authScopes: { $all: { signedIn: true, scope: 'artifact:write' } },
+    args: { input: t.arg({ type: SetArtifactCleanupInput, required: true }) },
+    errors: { types: [InputError], dataField: { name: 'user' } },
+    resolve: async (_root, { input }, ctx) => {
+      const { bytes } = input;
+      if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_CLEANUP_BYTES) {
+        throw new InputError(`a whole number of bytes from 0 to ${MAX_CLEANUP_BYTES}`, 'bytes');
+      }
+      return setCleanupBytes(ctx.em, ctx.auth.viewer!, bytes);
+    },
   }),
 );

@@ -15,6 +15,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { collectOrphans, commitBlob, releaseBlobs } from '../../files/blobs.ts';
 import { BlobTooLargeError, type FileStore } from '../../files/file-store.ts';
 import { BuildSchema, JobSchema } from '../builds/builds.entity.ts';
+import { type User, UserSchema } from '../users/users.entity.ts';
 import { type Artifact, ArtifactSchema } from './artifacts.entity.ts';
 
 /** Djinn's per-artifact limit (`limit 52428800`). */
@@ -41,6 +42,18 @@ export interface CurateResult {
   artifacts: number;
   /** Blobs removed from the store (theirs and orphans). */
   blobs: number;
+}
+
+/** The largest cleanup limit: 2^53 − 1 bytes, as much as a JSON number holds exactly. */
+export const MAX_CLEANUP_BYTES = Number.MAX_SAFE_INTEGER;
+
+/** Sets a user's cleanup limit (bytes of newest artifacts kept; 0: no limit); returns the user as stored. */
+export async function setCleanupBytes(em: EntityManager, user: User, bytes: number): Promise<User> {
+  const [row] = await em.execute<Record<string, unknown>[]>(
+    'update users set cleanup_bytes = ? where id = ? returning *',
+    [bytes, user.id],
+  );
+  return em.map(UserSchema, row!);
 }
 
 export class ArtifactService {
