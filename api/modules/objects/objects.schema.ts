@@ -1,12 +1,11 @@
-import { forbidden } from '../../auth/principal.ts';
-import { hasScope } from '../../auth/scopes.ts';
 import { builder, InputError, NotFoundError, uploadChunks } from '../../builder.ts';
-import { localId } from '../../global-id.ts';
-import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
-import type { User } from '../users/users.entity.ts';
-import { UserRef } from '../users/users.schema.ts';
-import { holdsAnyScope, isSelf, outcomeError } from '../variables/variables.schema.ts';
-import { resolveSecretScope, secretAccess } from '../variables/variables.service.ts';
+import {
+  addScopedListFields,
+  createInScope,
+  deleteResolver,
+  namespaceField,
+  scopedNodeAuthScopes,
+} from '../variables/scoped-resource.ts';
 import { ObjectSchema, type StoredObject } from './objects.entity.ts';
 
 export const ObjectRef = builder.loadableNodeRef<StoredObject>('Object', {
@@ -18,8 +17,7 @@ export const ObjectRef = builder.loadableNodeRef<StoredObject>('Object', {
 ObjectRef.implement({
   description:
     'A file uploaded to a user (namespace null) or to a namespace; builds whose manifest names it (`objects: [name => /dest]`) find it there.',
-  authScopes: async (o, ctx) =>
-    holdsAnyScope(ctx, 'object') && (await secretAccess(ctx.em, ctx.access, o)) !== null,
+  authScopes: scopedNodeAuthScopes('object'),
   fields: (t) => ({
     name: t.exposeString('name'),
     size: t.exposeFloat('size', { description: 'In bytes.' }),
@@ -28,36 +26,21 @@ ObjectRef.implement({
     }),
     md5: t.exposeString('md5', { description: 'Hex.' }),
     sha256: t.exposeString('sha256', { description: 'Hex.' }),
-    namespace: t.field({
-      type: NamespaceRef,
-      nullable: true,
-      description: "Null for a user's own object.",
-      resolve: (o) => o.namespace?.id ?? null,
-    }),
+    namespace: namespaceField(t, "Null for a user's own object."),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
 
-builder.objectField(NamespaceRef, 'objects', (t) =>
-  t.field({
-    type: [ObjectRef],
-    description:
-      "The namespace's objects by name: builds in the namespace may place them (owner and collaborators only).",
-    authScopes: async (ns, _args, ctx) => hasScope(ctx.auth.scopes, 'object:read') && ctx.access.canWrite(ns),
-    resolve: (ns, _args, ctx) =>
-      ctx.services.objects.list(ctx.em, { ownerId: ns.owner.id, namespaceId: ns.id }),
-  }),
-);
-
-builder.objectField(UserRef, 'objects', (t) =>
-  t.field({
-    type: [ObjectRef],
-    description:
-      "The user's own objects by name: every build the user submits may place them (its own user only).",
-    authScopes: (user: User, _args, ctx) => isSelf(ctx, user) && { scope: 'object:read' },
-    resolve: (user, _args, ctx) => ctx.services.objects.list(ctx.em, { ownerId: user.id, namespaceId: null }),
-  }),
-);
+addScopedListFields({
+  field: 'objects',
+  type: ObjectRef,
+  resource: 'object',
+  namespaceDescription:
+    "The namespace's objects by name: builds in the namespace may place them (owner and collaborators only).",
+  userDescription:
+    "The user's own objects by name: every build the user submits may place them (its own user only).",
+  list: (ctx, scope) => ctx.services.objects.list(ctx.em, scope),
+});
 
 const UploadObjectInput = builder.inputType('UploadObjectInput', {
   fields: (t) => ({
@@ -83,25 +66,20 @@ builder.mutationFields((t) => ({
     authScopes: { scope: 'object:write' },
     args: { input: t.arg({ type: UploadObjectInput, required: true }) },
     errors: { types: [InputError, NotFoundError], dataField: { name: 'object' } },
-    resolve: async (_root, { input }, ctx) => {
-      const scope = await resolveSecretScope(
-        ctx.em,
-        ctx.access,
-        ctx.services.namespaces,
+    resolve: (_root, { input }, ctx) => {
+      const file = input.file;
+      return createInScope(
+        ctx,
         input.namespace,
-        'write',
+        (scope) =>
+          ctx.services.objects.upload(ctx.em, scope, input.name, {
+            name: file.name,
+            type: file.type,
+            size: file.size,
+            stream: () => uploadChunks(file),
+          }),
         'objects',
       );
-      if (!scope.ok) throw outcomeError(scope);
-      const file = input.file;
-      const uploaded = await ctx.services.objects.upload(ctx.em, scope.value, input.name, {
-        name: file.name,
-        type: file.type,
-        size: file.size,
-        stream: () => uploadChunks(file),
-      });
-      if (!uploaded.ok) throw outcomeError(uploaded);
-      return uploaded.value;
     },
   }),
   deleteObject: t.field({
@@ -110,14 +88,11 @@ builder.mutationFields((t) => ({
     authScopes: { scope: 'object:delete' },
     args: { input: t.arg({ type: DeleteObjectInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: 'deletedId' } },
-    resolve: async (_root, { input }, ctx) => {
-      const id = localId(input.id, 'Object');
-      const object = id ? await ctx.services.objects.find(ctx.em, id) : null;
-      const may = object ? await secretAccess(ctx.em, ctx.access, object) : null;
-      if (!object || may === null) throw new NotFoundError(`no object with id ${input.id}`);
-      if (may !== 'write') throw forbidden('you may not change the objects of this namespace');
-      await ctx.services.objects.delete(ctx.em, object);
-      return input.id;
-    },
+    resolve: deleteResolver({
+      resource: 'object',
+      typename: 'Object',
+      find: (ctx, id) => ctx.services.objects.find(ctx.em, id),
+      remove: (ctx, object) => ctx.services.objects.delete(ctx.em, object),
+    }),
   }),
 }));
