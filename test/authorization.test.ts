@@ -560,9 +560,10 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         await t.listen();
         const query = 'subscription { buildsUpdated(namespace: "owner@team") { id } }';
         const theirs = collect(t.ws(token(who)), query, {}, (items) => items.length > 0);
-        const owners = collect(t.ws(tokens.owner), query, {}, (items) => items.length > 0);
-        // Submit until the owner hears of a new build: then `who` has been told too, if it may see it.
-        for (let i = 0; i < 20 && owners.items.length === 0; i++) {
+        const owners = collect(t.ws(tokens.owner), query, {}, (items) => items.length > 1);
+        // Submit until the owner has heard of two builds: `who` subscribed first, so it was listening
+        // by the second at the latest, and has been told too if it may see it.
+        for (let i = 0; i < 20 && owners.items.length < 2; i++) {
           await gql(
             'owner',
             `mutation ($m: String!) { submitBuild(input: { manifest: $m, namespace: "team" }) { __typename } }`,
