@@ -5,6 +5,9 @@
  *   /graphql (bearer token or the console's session cookie) with the `artifact:read` scope; visible
  *   exactly when its build is. Not visible: 401 without a token, 404 with one (existence is not
  *   revealed). `Range` is supported (files/serve-blob.ts).
+ * - `GET|HEAD /objects/<id>`: an object's bytes, for people and scripts, with the `object:read` scope
+ *   to those who may see the object (its user, or its namespace's owner and collaborators), and the
+ *   same answers otherwise.
  * - The runner endpoints, for a build's runner only (its build token, or a runner token):
  *   `GET|HEAD /runner/builds/<build>/objects/<object>` downloads an object the build draws from (the
  *   submitter's own, or its namespace's), and
@@ -17,12 +20,13 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
 import { authorizeRunner } from '../../auth/build-token.ts';
-import { hasScope } from '../../auth/scopes.ts';
+import { hasScope, type Scope } from '../../auth/scopes.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Context } from '../../context.ts';
 import { serveBlob } from '../../files/serve-blob.ts';
 import { BuildSchema } from '../builds/builds.entity.ts';
 import type { ObjectService } from '../objects/objects.service.ts';
+import { secretAccess } from '../variables/variables.service.ts';
 import type { ArtifactService } from './artifacts.service.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -50,7 +54,12 @@ function httpOf(error: unknown): { status: number; headers: Record<string, strin
 }
 
 export function createFilesHttp(deps: FilesHttpDeps) {
-  async function downloadArtifact(req: IncomingMessage, res: ServerResponse, id: string) {
+  /** The request's context when it holds `scope`; otherwise answered here (401, 403…). */
+  async function personWith(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: Scope,
+  ): Promise<Context | null> {
     let ctx: Context;
     try {
       ctx = await deps.contextOf(req);
@@ -58,12 +67,18 @@ export function createFilesHttp(deps: FilesHttpDeps) {
       const http = httpOf(error);
       if (!http) throw error;
       json(res, http.status, { error: (error as Error).message }, http.headers);
-      return;
+      return null;
     }
-    if (!hasScope(ctx.auth.scopes, 'artifact:read')) {
-      json(res, 403, { error: 'the token lacks the artifact:read scope' });
-      return;
+    if (!hasScope(ctx.auth.scopes, scope)) {
+      json(res, 403, { error: `the token lacks the ${scope} scope` });
+      return null;
     }
+    return ctx;
+  }
+
+  async function downloadArtifact(req: IncomingMessage, res: ServerResponse, id: string) {
+    const ctx = await personWith(req, res, 'artifact:read');
+    if (!ctx) return;
     const artifact = UUID.test(id) ? await deps.artifacts.find(ctx.em, id) : null;
     const build = artifact
       ? await ctx.em.findOne(BuildSchema, { id: artifact.build.id }, { disableIdentityMap: true })
@@ -78,6 +93,23 @@ export function createFilesHttp(deps: FilesHttpDeps) {
       size: artifact.size,
       name: artifact.name,
       contentType: 'application/octet-stream',
+    });
+  }
+
+  async function downloadOwnObject(req: IncomingMessage, res: ServerResponse, id: string) {
+    const ctx = await personWith(req, res, 'object:read');
+    if (!ctx) return;
+    const object = UUID.test(id) ? await deps.objects.find(ctx.em, id) : null;
+    if (!object || (await secretAccess(ctx.em, ctx.access, object)) === null) {
+      if (ctx.auth.viewer === null) json(res, 401, { error: 'sign in to download objects' });
+      else json(res, 404, { error: `no object ${id}` });
+      return;
+    }
+    await serveBlob(req, res, deps.artifacts.store, {
+      sha256: object.sha256,
+      size: object.size,
+      name: object.name,
+      contentType: object.contentType,
     });
   }
 
@@ -161,6 +193,11 @@ export function createFilesHttp(deps: FilesHttpDeps) {
     let m = /^\/artifacts\/([^/]+)$/.exec(url.pathname);
     if (m && read) {
       await downloadArtifact(req, res, m[1]!);
+      return true;
+    }
+    m = /^\/objects\/([^/]+)$/.exec(url.pathname);
+    if (m && read) {
+      await downloadOwnObject(req, res, m[1]!);
       return true;
     }
     m = /^\/runner\/builds\/([^/]+)\/objects\/([^/]+)$/.exec(url.pathname);

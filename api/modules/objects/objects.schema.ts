@@ -26,6 +26,11 @@ ObjectRef.implement({
     }),
     md5: t.exposeString('md5', { description: 'Hex.' }),
     sha256: t.exposeString('sha256', { description: 'Hex.' }),
+    downloadUrl: t.string({
+      description:
+        'Server-relative URL; GET with the same Authorization (and the object:read scope) returns the bytes (Range supported).',
+      resolve: (o) => `/objects/${o.id}`,
+    }),
     namespace: namespaceField(t, "Null for a user's own object."),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),

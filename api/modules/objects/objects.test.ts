@@ -103,6 +103,42 @@ describe.runIf(available('postgres'))('objects', () => {
     expect((await gql('alice', OWN)).data!.viewer).toEqual({ objects: [] });
   });
 
+  it('serves an object at its downloadUrl to those who may see it, with object:read', async () => {
+    const content = Buffer.from('#!/bin/sh\necho deploy\n');
+    const object = uploaded(await upload('alice', { ns: 'team', name: 'deploy.sh' }, { content }));
+    const listed = await gql(
+      'carol',
+      'query ($id: ID!) { node(id: $id) { ... on Object { downloadUrl } } }',
+      {
+        id: object.id,
+      },
+    );
+    const path = (listed.data!.node as { downloadUrl: string }).downloadUrl;
+    const base = await t.listen();
+    const get = (headers: Record<string, string> = {}) => fetch(`${base}${path}`, { headers });
+    const collaborator = await get({ authorization: `Bearer ${tokens.carol}` });
+    expect(collaborator.status).toBe(200);
+    expect(Buffer.from(await collaborator.arrayBuffer())).toEqual(content);
+    expect(collaborator.headers.get('content-type')).toBe(object.contentType);
+    const ranged = await get({ authorization: `Bearer ${tokens.alice}`, range: 'bytes=0-8' });
+    expect(ranged.status).toBe(206);
+    expect(await ranged.text()).toBe('#!/bin/sh');
+    expect((await get({ authorization: `Bearer ${tokens.bob}` })).status).toBe(404);
+    expect((await get()).status).toBe(401);
+    const scoped = await gql(
+      'alice',
+      'mutation { createToken(input: { name: "builds only", scopes: ["build:read"] }) { ... on CreateTokenSuccess { token } } }',
+    );
+    const buildsOnly = (scoped.data!.createToken as { token: string }).token;
+    expect((await get({ authorization: `Bearer ${buildsOnly}` })).status).toBe(403);
+    expect(
+      (await fetch(`${base}/objects/not-an-id`, { headers: { authorization: `Bearer ${tokens.alice}` } }))
+        .status,
+    ).toBe(404);
+    await gql('alice', DELETE, { id: object.id });
+    expect((await get({ authorization: `Bearer ${tokens.alice}` })).status).toBe(404);
+  });
+
   it('refuses bad names, a name taken in the same scope, and files over the limit', async () => {
     const bad = await upload('alice', { ns: 'team', name: '../etc/passwd' }, { content: 'x' });
     expect(bad.data!.uploadObject).toMatchObject({ __typename: 'InputError', path: 'name' });
