@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRunning, stopsRunning } from '../../test/testkit/pids.ts';
@@ -55,6 +56,17 @@ describe('embedded postgres', () => {
     const again = await startEmbeddedPostgres(data);
     expect(await query(again.url, 'select text from notes')).toEqual([{ text: 'before the kill' }]);
     await again.stop();
+  });
+
+  it('tells when its process ends without being stopped', async () => {
+    let lost = '';
+    const db = await startEmbeddedPostgres(join(dir, 'lost'), (reason) => {
+      lost = reason;
+    });
+    process.kill(db.pid, 'SIGKILL');
+    for (let i = 0; i < 250 && lost === ''; i++) await delay(20);
+    expect(lost).toBe('the embedded database process ended (SIGKILL)');
+    await db.stop();
   });
 
   it('says which directory it could not start in', async () => {

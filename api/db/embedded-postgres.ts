@@ -9,9 +9,10 @@
  * process it runs beside the api on another core.
  *
  * Lifetime: the parent stops it with `stop()` (PGlite closes cleanly, flushing the data directory).
- * It also stops when the parent goes away without asking (the IPC channel closes, even on SIGKILL),
- * and it ignores SIGINT, so a Ctrl-C in a terminal, which reaches the whole process group, lets the
- * parent stop it in order instead of killing it mid-write.
+ * It also stops when the parent goes away without asking (the IPC channel closes, even on SIGKILL).
+ * It ignores SIGINT and SIGTERM: sent to the whole group (Ctrl-C in a terminal, systemd stopping the
+ * service), they reach the parent too, which stops it in order instead of it dying mid-write. Should
+ * it end on its own, `onLost` says so (by default the parent process ends: nothing works without it).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,8 +31,14 @@ const STOP_TIMEOUT_MS = 10_000;
 /** The first argument of the forked process: this module then serves instead of being imported. */
 const SERVE_FLAG = '--kiln-embedded-postgres';
 
-/** Forks the database process on `dir` (created when missing) and waits until it listens. */
-export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgres> {
+/**
+ * Forks the database process on `dir` (created when missing) and waits until it listens. Should it
+ * end other than through `stop()` (killed, crashed), `onLost` is told why: nothing works without it.
+ */
+export async function startEmbeddedPostgres(
+  dir: string,
+  onLost: (reason: string) => void = () => {},
+): Promise<EmbeddedPostgres> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
@@ -51,17 +58,24 @@ export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgr
     child.kill('SIGKILL');
     throw new Error(`cannot start the embedded database in ${dir}: ${answer.error}`);
   }
+  let stopping = false;
+  void exited.then(([code, signal]) => {
+    if (!stopping) onLost(`the embedded database process ended (${signal ?? `exit code ${code}`})`);
+  });
   return {
     url: `postgresql://postgres@${answer.ready}/postgres`,
     pid: child.pid!,
-    stop: () => stopChild(child, exited),
+    stop: () => {
+      stopping = true;
+      return stopChild(child, exited);
+    },
   };
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
+  // Without the IPC channel it is stopping already (it stops when the channel closes).
   if (child.connected) child.send('stop');
-  else child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => {
     timer = setTimeout(() => resolve('late'), STOP_TIMEOUT_MS);
@@ -77,7 +91,11 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
 async function serve(dir: string): Promise<void> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  // The parent decides when this process stops (IPC, or its going away). Signals sent to the whole
+  // group (a terminal's Ctrl-C, systemd stopping the service) reach the parent too, which then stops
+  // this one in order, after the api has stopped using it.
   process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   let db: InstanceType<typeof PGlite>;
   let server: InstanceType<typeof PGLiteSocketServer>;
   try {
@@ -104,7 +122,6 @@ async function serve(dir: string): Promise<void> {
     if (message === 'stop') void stop();
   });
   process.on('disconnect', () => void stop());
-  process.on('SIGTERM', () => void stop());
   process.send?.({ ready: server.getServerConn() } satisfies FromChild);
 }
 

@@ -24,6 +24,12 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** Without its database a process can do nothing right: it says why and ends, for its supervisor to restart. */
+function exitLost(reason: string): void {
+  process.stderr.write(`${JSON.stringify({ level: 60, time: Date.now(), msg: `${reason}; stopping` })}\n`);
+  process.exit(1);
+}
+
 export function ormOptions(url: string, poolMax = 10) {
   return {
     entities,
@@ -51,11 +57,13 @@ export async function openDatabase(opts: {
   url: string;
   dataDir: string;
   poolMax?: number;
+  /** Told when the embedded database's process ends on its own; default: say so and exit. */
+  onLost?: (reason: string) => void;
 }): Promise<Database> {
   let url = opts.url;
   let stopEmbedded = async () => {};
   if (!url) {
-    const server = await startEmbeddedPostgres(path.join(opts.dataDir, 'pgdata'));
+    const server = await startEmbeddedPostgres(path.join(opts.dataDir, 'pgdata'), opts.onLost ?? exitLost);
     url = server.url;
     stopEmbedded = server.stop;
   }
