@@ -123,6 +123,17 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     expect(Number(rows[0]?.count)).toBe(3);
   });
 
+  it('stores text that looks like SQL or placeholders as it is', async () => {
+    const ids = await submit();
+    const reason = "it's done? really?? :name $1 \\ ?; drop table builds; --";
+    const events = passingRun(ids).map((e) =>
+      e.type === 'build.finished' ? { ...e, status: 'FAILED' as const, reason } : e,
+    );
+    await t.broker.publishEvents(events);
+    const build = await waitForStatus(ids, 'FAILED');
+    expect(build.reason).toBe(reason);
+  });
+
   it('never moves a finished job back, whatever order the events arrive in', async () => {
     const ids = await submit();
     const run = passingRun(ids);
