@@ -19,6 +19,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { shellQuote } from '../../manifest/plan.ts';
 
 export interface StartedJob {
   child: ChildProcess & {
@@ -43,11 +44,7 @@ export interface JobProcesses {
 
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** How long after a job's first output the next idle shell is started. */
-export const REPLENISH_DELAY_MS = 20;
-
-export function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
+const REPLENISH_DELAY_MS = 20;
 
 type Piped = StartedJob['child'] & { stdin: NonNullable<ChildProcess['stdin']> };
 
