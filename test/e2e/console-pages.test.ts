@@ -144,4 +144,62 @@ describe.runIf(ready)('the console pages for runners, namespaces, variables and 
     await page.screenshot({ path: screenshotPath('tokens') });
     expect(pageErrors).toEqual([]);
   });
+
+  it('reads as well in dark mode: text stands out from its background on every page', async () => {
+    const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    const p = await dark.newPage();
+    await signIn(p, stack.token);
+    const submitted = await graphql(
+      stack.token,
+      `mutation ($m: String!) { submitBuild(input: { manifest: $m }) { ... on SubmitBuildSuccess { build { id } } } }`,
+      {
+        m: 'driver: {type: os}\nstages: [s]\njobs:\n  - {stage: s, name: dark, commands: [echo in the dark, "false"]}\n',
+      },
+    );
+    const id = (submitted.data!.submitBuild as { build: { id: string } }).build.id;
+    const pages: [string, string][] = [
+      ['builds', '/builds'],
+      ['build', `/builds/${encodeURIComponent(id)}`],
+      ['runners', '/runners'],
+      ['tokens', '/tokens'],
+    ];
+    for (const [name, route] of pages) {
+      await p.goto(`${stack.url}${route}`);
+      if (name === 'build')
+        await expect.poll(() => p.getByTestId('log-viewport').textContent()).toContain('in the dark');
+      await p.waitForLoadState('networkidle');
+      // The lowest contrast between a visible text element's colour and the background behind it.
+      const worst = await p.evaluate(() => {
+        const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).slice(0, 4).map(Number);
+        const lum = ([r = 0, g = 0, b = 0]: number[]) => {
+          const f = (v: number) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const background = (el: Element | null): number[] => {
+          for (let e = el; e; e = e.parentElement) {
+            const c = rgb(getComputedStyle(e).backgroundColor);
+            if (c.length < 4 || c[3]! > 0.5) return c;
+          }
+          return rgb(getComputedStyle(document.documentElement).backgroundColor);
+        };
+        let min = { ratio: 21, text: '' };
+        for (const el of document.querySelectorAll('body *')) {
+          const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent!.trim() !== '');
+          const box = el.getBoundingClientRect();
+          if (!own || box.width === 0 || box.height === 0) continue;
+          const style = getComputedStyle(el);
+          if (style.visibility === 'hidden' || Number(style.opacity) < 0.5) continue;
+          const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+          const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+          if (ratio < min.ratio)
+            min = { ratio, text: `${el.tagName}.${el.className}: ${el.textContent!.trim().slice(0, 30)}` };
+        }
+        return min;
+      });
+      await p.screenshot({ path: screenshotPath(`dark-${name}`) });
+      // WCAG AA for large text and UI labels; body text sits far above it.
+      expect(worst.ratio, `${name}: ${worst.text}`).toBeGreaterThanOrEqual(3);
+    }
+    await dark.close();
+  });
 });
