@@ -23,7 +23,7 @@ import { authorizeRunner } from '../../auth/build-token.ts';
 import { hasScope, type Scope } from '../../auth/scopes.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Context } from '../../context.ts';
-import { serveBlob } from '../../files/serve-blob.ts';
+import { type Download, serveBlob } from '../../files/serve-blob.ts';
 import { BuildSchema } from '../builds/builds.entity.ts';
 import type { ObjectService } from '../objects/objects.service.ts';
 import { secretAccess } from '../variables/variables.service.ts';
@@ -76,42 +76,48 @@ export function createFilesHttp(deps: FilesHttpDeps) {
     return ctx;
   }
 
-  async function downloadArtifact(req: IncomingMessage, res: ServerResponse, id: string) {
-    const ctx = await personWith(req, res, 'artifact:read');
+  /**
+   * A file for people and scripts: its bytes when the request holds `scope` and `find` (given the
+   * request's context) returns it; 401 without a token, 404 otherwise, so an id reveals nothing.
+   */
+  async function downloadFor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    what: 'artifact' | 'object',
+    id: string,
+    find: (ctx: Context) => Promise<Download | null>,
+  ) {
+    const ctx = await personWith(req, res, `${what}:read`);
     if (!ctx) return;
-    const artifact = UUID.test(id) ? await deps.artifacts.find(ctx.em, id) : null;
-    const build = artifact
-      ? await ctx.em.findOne(BuildSchema, { id: artifact.build.id }, { disableIdentityMap: true })
-      : null;
-    if (!artifact || !build || !(await ctx.access.canReadBuild(build))) {
-      if (ctx.auth.viewer === null) json(res, 401, { error: 'sign in to download artifacts' });
-      else json(res, 404, { error: `no artifact ${id}` });
+    const download = UUID.test(id) ? await find(ctx) : null;
+    if (!download) {
+      if (ctx.auth.viewer === null) json(res, 401, { error: `sign in to download ${what}s` });
+      else json(res, 404, { error: `no ${what} ${id}` });
       return;
     }
-    await serveBlob(req, res, deps.artifacts.store, {
-      sha256: artifact.sha256,
-      size: artifact.size,
-      name: artifact.name,
-      contentType: 'application/octet-stream',
-    });
+    await serveBlob(req, res, deps.artifacts.store, download);
   }
 
-  async function downloadOwnObject(req: IncomingMessage, res: ServerResponse, id: string) {
-    const ctx = await personWith(req, res, 'object:read');
-    if (!ctx) return;
-    const object = UUID.test(id) ? await deps.objects.find(ctx.em, id) : null;
-    if (!object || (await secretAccess(ctx.em, ctx.access, object)) === null) {
-      if (ctx.auth.viewer === null) json(res, 401, { error: 'sign in to download objects' });
-      else json(res, 404, { error: `no object ${id}` });
-      return;
-    }
-    await serveBlob(req, res, deps.artifacts.store, {
-      sha256: object.sha256,
-      size: object.size,
-      name: object.name,
-      contentType: object.contentType,
+  /** An artifact, to those who may read its build. */
+  const downloadArtifact = (req: IncomingMessage, res: ServerResponse, id: string) =>
+    downloadFor(req, res, 'artifact', id, async (ctx) => {
+      const artifact = await deps.artifacts.find(ctx.em, id);
+      const build = artifact
+        ? await ctx.em.findOne(BuildSchema, { id: artifact.build.id }, { disableIdentityMap: true })
+        : null;
+      if (!artifact || !build || !(await ctx.access.canReadBuild(build))) return null;
+      const { sha256, size, name } = artifact;
+      return { sha256, size, name, contentType: 'application/octet-stream' };
     });
-  }
+
+  /** An object, to those who may see it (its user, or its namespace's owner and collaborators). */
+  const downloadOwnObject = (req: IncomingMessage, res: ServerResponse, id: string) =>
+    downloadFor(req, res, 'object', id, async (ctx) => {
+      const object = await deps.objects.find(ctx.em, id);
+      if (!object || (await secretAccess(ctx.em, ctx.access, object)) === null) return null;
+      const { sha256, size, name, contentType } = object;
+      return { sha256, size, name, contentType };
+    });
 
   /** The build `buildId` when the request may use its runner endpoints; otherwise answered here. */
   async function runnerBuild(em: EntityManager, req: IncomingMessage, res: ServerResponse, buildId: string) {
