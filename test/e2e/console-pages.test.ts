@@ -145,6 +145,29 @@ describe.runIf(ready)('the console pages for runners, namespaces, variables and 
     expect(pageErrors).toEqual([]);
   });
 
+  it('sets a password and the artifact cleanup limit on the account page', async () => {
+    await page.getByTitle('Your account').click();
+    await page.waitForURL(/\/account$/);
+    const keep = page.getByLabel('Keep (MiB)');
+    await expect.poll(() => keep.inputValue()).toBe('1024');
+    await keep.fill('256');
+    await page.getByRole('button', { name: 'Save limit' }).click();
+    await expect.poll(() => page.getByText('Limit saved.').count()).toBe(1);
+    const viewer = await graphql(stack.token, '{ viewer { artifactCleanupBytes } }');
+    expect(viewer.data?.viewer).toEqual({ artifactCleanupBytes: 256 * 1024 ** 2 });
+
+    // The bootstrap admin has no password yet: its token may set one without the current one.
+    await page.getByLabel('New password', { exact: true }).fill('password-admin');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => page.getByText('Password changed.').count()).toBe(1);
+    const login = await graphql(
+      stack.token,
+      'mutation { logIn(input: { username: "admin", password: "password-admin" }) { __typename } }',
+    );
+    expect(login.data?.logIn).toEqual({ __typename: 'LogInSuccess' });
+    await page.screenshot({ path: screenshotPath('account') });
+  });
+
   it('reads as well in dark mode: text stands out from its background on every page', async () => {
     const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
     const p = await dark.newPage();
@@ -162,6 +185,7 @@ describe.runIf(ready)('the console pages for runners, namespaces, variables and 
       ['build', `/builds/${encodeURIComponent(id)}`],
       ['runners', '/runners'],
       ['tokens', '/tokens'],
+      ['account', '/account'],
     ];
     for (const [name, route] of pages) {
       await p.goto(`${stack.url}${route}`);

@@ -24,6 +24,7 @@ const NamespacesPage = lazy(() => import('./views/namespaces/NamespacesPage.tsx'
 const NamespacePage = lazy(() => import('./views/namespaces/NamespacePage.tsx'));
 const SecretsPage = lazy(() => import('./views/secrets/SecretsPanel.tsx'));
 const RunnersPage = lazy(() => import('./views/runners/RunnersPage.tsx'));
+const AccountPage = lazy(() => import('./views/account/AccountPage.tsx'));
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
 
@@ -49,7 +50,13 @@ function Viewer() {
   const [viewer] = createQuery({ query: ViewerQuery });
   return (
     <div class="viewer">
-      <Show when={viewer.data?.viewer}>{(v) => <span class="muted">{v().username}</span>}</Show>
+      <Show when={viewer.data?.viewer}>
+        {(v) => (
+          <A href="/account" class="muted" title="Your account">
+            {v().username}
+          </A>
+        )}
+      </Show>
       <button
         type="button"
         class="link-button"
@@ -164,6 +171,7 @@ export function App() {
       <Route path="/namespaces/:owner/*path" component={NamespacePage} />
       <Route path="/variables" component={SecretsPage} />
       <Route path="/runners" component={RunnersPage} />
+      <Route path="/account" component={AccountPage} />
       <Route path="*" component={NotFound} />
     </Router>
   );
