@@ -196,7 +196,10 @@ describe.runIf(ready)('the console pages for runners, namespaces, variables and 
       const worst = await p.evaluate(() => {
         const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).slice(0, 4).map(Number);
         const lum = ([r = 0, g = 0, b = 0]: number[]) => {
-          const f = (v: number) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          const f = (v: number) => {
+            const c = v / 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+          };
           return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
         };
         const background = (el: Element | null): number[] => {
