@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Broker } from '../../../runner/contract/broker.ts';
-import type { BuildJob } from '../../../runner/contract/messages.ts';
+import type { BuildJob, BuildUpdated } from '../../../runner/contract/messages.ts';
 import { type BuildStatus, isFinalBuild } from '../../../runner/contract/status.ts';
 import { parseManifest } from '../../../runner/manifest/manifest.ts';
 import { planBuild } from '../../../runner/manifest/plan.ts';
@@ -318,16 +318,35 @@ export class BuildService {
       createdAt: now,
       publishedAt: null,
     };
+    // Lists of builds (buildsUpdated) learn of it the way they learn of every change. Its state is
+    // known without a query, and announced before the job goes out, so no runner's news of it can
+    // overtake this one.
+    const queued: BuildUpdated = {
+      type: 'build.updated',
+      buildId,
+      status: 'QUEUED',
+      attempt: 0,
+      reason: null,
+      startedAt: null,
+      finishedAt: null,
+      jobs: jobs.map((j) => ({
+        jobId: j.id,
+        status: 'QUEUED',
+        exitCode: null,
+        startedAt: null,
+        finishedAt: null,
+      })),
+      at: now.toISOString(),
+    };
+    const warn = (err: unknown) =>
+      this.deps.logger.warn({ err, buildId }, 'bookkeeping after a submit failed');
+    this.deps.broker.publishEvents([queued]).catch(warn);
     // The reply need not wait for the broker: the build is committed, and the outbox sweeper
-    // publishes it should this publish fail. Then lists of builds (buildsUpdated) learn of it the way
-    // they learn of every change.
+    // publishes it should this publish fail.
     const bookkeeping = em.fork();
     void (async () => {
       if (await this.publishJob(message)) await this.markPublished(bookkeeping, outboxId);
-      await announce(this.deps.broker, bookkeeping, [buildId]);
-    })().catch((err: unknown) => {
-      this.deps.logger.warn({ err, buildId }, 'bookkeeping after a submit failed');
-    });
+    })().catch(warn);
     return { ok: true, build };
   }
 
