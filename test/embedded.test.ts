@@ -58,7 +58,7 @@ describe('kiln start on embedded defaults', () => {
       token,
       `mutation ($m: String!) { submitBuild(input: { manifest: $m }) { ... on SubmitBuildSuccess { build { id number } } } }`,
       {
-        m: 'driver: {type: os}\nstages: [s]\njobs:\n  - {stage: s, name: hello, commands: ["echo hello from kiln"]}\n',
+        m: 'driver: {type: os}\nstages: [s]\njobs:\n  - {stage: s, name: hello, commands: ["echo hello from kiln", "echo build $KILN_BUILD_NUMBER"]}\n',
       },
     );
     const client = createClient({
@@ -79,6 +79,8 @@ describe('kiln start on embedded defaults', () => {
     });
     await client.dispose();
     expect(lines).toContain('hello from kiln');
+    // The job message carries the number the build was given when it was written.
+    expect(lines).toContain(`build ${submitBuild.build.number}`);
     const query = 'query ($id: ID!) { build(id: $id) { number status stages { jobs { status } } } }';
     const before = await gql<{ build: { status: string } }>(first.url, token, query, {
       id: submitBuild.build.id,

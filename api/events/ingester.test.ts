@@ -248,8 +248,10 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       [],
     );
     const seen: string[] = [];
+    const numbers = new Map<string, number>();
     const consumer = await t.broker.consumeBuilds(['default'], 10, async (delivery) => {
       seen.push(delivery.job.buildId);
+      numbers.set(delivery.job.buildId, delivery.job.number);
       await delivery.ack();
     });
     try {
@@ -257,6 +259,11 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       for (let i = 0; i < 100 && !seen.includes(ids.buildId); i++)
         await new Promise((r) => setTimeout(r, 20));
       expect(seen.filter((id) => id === ids.buildId).length).toBeGreaterThanOrEqual(1);
+      // The number travels beside the sealed job in the outbox row.
+      const [row] = await t.orm.em
+        .fork()
+        .execute<{ number: number }[]>('select number from builds where id = ?', [ids.buildId]);
+      expect(numbers.get(ids.buildId)).toBe(row!.number);
       expect(await t.app.maintenance.sweepOutbox()).toBe(0);
     } finally {
       await consumer.cancel();

@@ -345,7 +345,9 @@ export class BuildService {
     // publishes it should this publish fail.
     const bookkeeping = em.fork();
     void (async () => {
-      if (await this.publishJob(message)) await this.markPublished(bookkeeping, outboxId);
+      // The job as sealed, with its number: no need to open what was sealed a moment ago.
+      if (await this.publishJob(message, { ...job, number: build.number }))
+        await this.markPublished(bookkeeping, outboxId);
     })().catch(warn);
     return { ok: true, build };
   }
@@ -360,12 +362,18 @@ export class BuildService {
     return true;
   }
 
-  /** Publishes an outbox row's job (confirmed by the broker); false, logged, when it could not. */
-  private async publishJob(message: OutboxMessage): Promise<boolean> {
+  /**
+   * Publishes an outbox row's job (confirmed by the broker), `known` when the caller has it at hand;
+   * false, logged, when it could not.
+   */
+  private async publishJob(message: OutboxMessage, known?: BuildJob): Promise<boolean> {
     try {
-      const payload = message.payload as SealedPayload;
-      const job = JSON.parse(this.deps.secrets.open(payload.sealed)) as BuildJob;
-      if (payload.number !== undefined) job.number = payload.number;
+      let job = known;
+      if (!job) {
+        const payload = message.payload as SealedPayload;
+        job = JSON.parse(this.deps.secrets.open(payload.sealed)) as BuildJob;
+        if (payload.number !== undefined) job.number = payload.number;
+      }
       await this.deps.broker.publishBuild(job);
       return true;
     } catch (err) {
