@@ -492,6 +492,53 @@ export class BuildService {
     }));
   }
 
+  /**
+   * `logAfter`, and the build's status, attempt and last chunk as they are just after that read:
+   * two statements in one round trip (every log subscription starts and ends with this).
+   */
+  async logAfterWithState(
+    em: EntityManager,
+    buildId: string,
+    after: LogCursor | null,
+    limit: number,
+  ): Promise<{
+    chunks: StoredChunk[];
+    build: { status: BuildStatus; attempt: number; lastSeq: number | null } | null;
+  }> {
+    const format = (sql: string, params: unknown[]) => em.getPlatform().formatQuery(sql, params);
+    const results = (await em.getKnex().raw(
+      [
+        format(
+          `select attempt, seq, job_id, first_line, content from log_chunks
+           where build_id = ? and (attempt, seq) > (?, ?) order by attempt, seq limit ?`,
+          [buildId, after?.attempt ?? 0, after?.seq ?? 0, limit],
+        ),
+        format('select status, attempt, last_seq from builds where id = ?', [buildId]),
+      ].join(';\n'),
+    )) as unknown as { rows: Record<string, unknown>[] }[];
+    const chunks = (
+      results[0]!.rows as {
+        attempt: number;
+        seq: number;
+        job_id: string;
+        first_line: number;
+        content: string;
+      }[]
+    ).map((r) => ({
+      buildId,
+      attempt: r.attempt,
+      seq: r.seq,
+      jobId: r.job_id,
+      firstLine: r.first_line,
+      lines: r.content.split('\n'),
+    }));
+    const [row] = results[1]!.rows as { status: BuildStatus; attempt: number; last_seq: number | null }[];
+    return {
+      chunks,
+      build: row ? { status: row.status, attempt: row.attempt, lastSeq: row.last_seq } : null,
+    };
+  }
+
   stagesOf(em: EntityManager, buildIds: readonly string[]): Promise<Stage[]> {
     return em.find(
       StageSchema,

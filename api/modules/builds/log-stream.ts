@@ -15,7 +15,6 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
 import { isFinalBuild } from '../../../runner/contract/status.ts';
 import type { PubSub, PubSubEvent } from '../../events/pubsub.ts';
-import { BuildSchema } from './builds.entity.ts';
 import type { BuildService, LogCursor, StoredChunk } from './builds.service.ts';
 
 const PAGE = 500;
@@ -72,11 +71,8 @@ export async function* streamLog(opts: {
   });
   /** The stored chunks after `from` (a page), and once they are all read, the build's end if it has one. */
   const readStored = async (from: LogCursor): Promise<StoredRead> => {
-    const chunks = await builds.logAfter(orm.em.fork(), buildId, from, PAGE);
+    const { chunks, build } = await builds.logAfterWithState(orm.em.fork(), buildId, from, PAGE);
     if (chunks.length === PAGE) return { chunks, more: true, gone: false, last: null };
-    const build = await orm.em
-      .fork()
-      .findOne(BuildSchema, { id: buildId }, { fields: ['status', 'attempt', 'lastSeq'] });
     if (!build) return { chunks, more: false, gone: true, last: null };
     const last =
       isFinalBuild(build.status) && build.lastSeq !== null
