@@ -126,12 +126,17 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
   it('stores text that looks like SQL or placeholders as it is', async () => {
     const ids = await submit();
     const reason = "it's done? really?? :name $1 \\ ?; drop table builds; --";
-    const events = passingRun(ids).map((e) =>
-      e.type === 'build.finished' ? { ...e, status: 'FAILED' as const, reason } : e,
-    );
+    const line = "echo 'it''s' ? ?? $1 \\n -- ; select 1;";
+    const events = passingRun(ids).map((e) => {
+      if (e.type === 'build.finished') return { ...e, status: 'FAILED' as const, reason };
+      if (e.type === 'log.chunk' && e.seq === 1) return { ...e, lines: [line, e.lines[1]!] };
+      return e;
+    });
+    // One batch: its small chunks travel in the same message as the status changes.
     await t.broker.publishEvents(events);
     const build = await waitForStatus(ids, 'FAILED');
     expect(build.reason).toBe(reason);
+    expect(build.log.edges.flatMap((e) => e.node.lines)).toEqual([line, 'a2', 'a3', 'b1']);
   });
 
   it('never moves a finished job back, whatever order the events arrive in', async () => {

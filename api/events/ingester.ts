@@ -100,13 +100,16 @@ async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Pro
     for (const d of deliveries) await d.ack();
     return;
   }
-  await insertChunks(em, chunks);
   // Every status change of the batch, each followed by a snapshot of its build, goes to the database
   // as one message: PostgreSQL runs a message of several statements as one transaction, so the
   // batch is all or nothing, in one round trip, and embedded it holds PGlite (which serves one
-  // transaction at a time) for one query instead of a dozen.
+  // transaction at a time) for one query instead of a dozen. The batch's log chunks go first, in the
+  // same message when they are small (written in, a few lines cost nothing to escape), else before.
   const statements: string[] = [];
   const applied: { event: StatusEvent; at: number }[] = [];
+  const chunkBytes = chunks.reduce((sum, c) => sum + c.lines.reduce((n, l) => n + l.length + 1, 0), 0);
+  if (chunks.length > 0 && chunkBytes <= INLINE_CHUNK_BYTES) statements.push(insertChunksSql(em, chunks));
+  else await insertChunks(em, chunks);
   for (const beat of beats.values()) statements.push(upsertRunnerSql(em, beat));
   for (const { event } of deliveries) {
     const sql = statusEventSql(em, event);
@@ -139,31 +142,46 @@ type StatusEvent = RunnerEventOf<'build.started' | 'job.started' | 'job.finished
 /** What a status statement returns: rows changed, and for build.started whether the build had ended. */
 type OutcomeRow = { changed: number | string; ended_before?: boolean | null };
 
+/** Log chunks up to this many characters in all travel in the status batch's message. */
+const INLINE_CHUNK_BYTES = 16 * 1024;
+
+const CHUNK_COLUMNS = 'build_id, attempt, seq, job_id, first_line, line_count, content, created_at';
+
+const chunkRow = (c: RunnerEventOf<'log.chunk'>) => [
+  c.buildId,
+  c.attempt,
+  c.seq,
+  c.jobId,
+  c.firstLine,
+  c.lines.length,
+  c.lines.join('\n'),
+  c.at,
+];
+
+/** The insert of a few small chunks as one statement with its values written in. */
+function insertChunksSql(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): string {
+  const platform = em.getPlatform();
+  const rows = chunks.map((c) => platform.formatQuery('(?, ?, ?, ?, ?, ?, ?, ?)', chunkRow(c)));
+  return `insert into log_chunks (${CHUNK_COLUMNS}) values ${rows.join(', ')} on conflict do nothing`;
+}
+
 async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): Promise<void> {
   // Postgres takes at most 65535 parameters a statement: 8 a row.
   for (let i = 0; i < chunks.length; i += 4000) {
     const slice = chunks.slice(i, i + 4000);
     const params: (string | number)[] = [];
     const rows = slice.map((c) => {
-      params.push(
-        c.buildId,
-        c.attempt,
-        c.seq,
-        c.jobId,
-        c.firstLine,
-        c.lines.length,
-        c.lines.join('\n'),
-        c.at,
-      );
+      params.push(...chunkRow(c));
       return '(?, ?, ?, ?, ?, ?, ?, ?)';
     });
     // Through knex with bound parameters, not em.execute: MikroORM inlines parameters as escaped
     // literals, and for 64 KiB chunks escaping and PostgreSQL parsing them cost 5x the insert.
-    const query = em.getKnex().raw(
-      `insert into log_chunks (build_id, attempt, seq, job_id, first_line, line_count, content, created_at)
-       values ${rows.join(', ')} on conflict do nothing`,
-      params,
-    );
+    const query = em
+      .getKnex()
+      .raw(
+        `insert into log_chunks (${CHUNK_COLUMNS}) values ${rows.join(', ')} on conflict do nothing`,
+        params,
+      );
     const transaction = em.getTransactionContext();
     if (transaction) query.transacting(transaction);
     await query;
