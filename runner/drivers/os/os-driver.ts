@@ -19,8 +19,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, writeFileSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -130,18 +130,26 @@ export function createOsDriver(options: OsDriverOptions): Driver {
     );
   }
 
+  /**
+   * A build's root: `workspace`, `home`, and whose it is (a runner that finds it after this one
+   * died kills what still runs in it). Asynchronous and side by side: on a slow disk each operation
+   * takes most of a millisecond, and blocking would hold up everything else the process serves.
+   */
+  const makeRoot = async (): Promise<string> => {
+    const root = await mkdtemp(join(baseDir, ROOT_PREFIX));
+    await Promise.all([
+      owner === null ? null : writeFile(join(root, OWNER_FILE), owner),
+      mkdir(join(root, 'workspace')),
+      mkdir(join(root, 'home'), { mode: 0o700 }),
+    ]);
+    return root;
+  };
   return {
     type: 'os',
     async create(environment: DriverEnvironment): Promise<DriverSession> {
       let root: string;
       try {
-        // Synchronous: three local mkdirs take microseconds, three trips through the thread pool
-        // take milliseconds on a busy runner, and this is on the way to every build's first line.
-        root = mkdtempSync(join(baseDir, ROOT_PREFIX));
-        // Whose it is: a runner that finds it after this one died kills what still runs in it.
-        if (owner !== null) writeFileSync(join(root, OWNER_FILE), owner);
-        mkdirSync(join(root, 'workspace'));
-        mkdirSync(join(root, 'home'), { mode: 0o700 });
+        root = await makeRoot();
       } catch (error) {
         throw new DriverError(`cannot make a workspace in ${baseDir}: ${(error as Error).message}`);
       }
