@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRunning, stopsRunning } from '../../../test/testkit/pids.ts';
-import { cleanupOsLeftovers, OWNER_FILE, ownerMark } from './leftovers.ts';
+import { cleanupOsLeftovers, rootPrefix } from './leftovers.ts';
 import { createOsDriver } from './os-driver.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'kiln-leftovers-'));
@@ -17,10 +17,10 @@ afterAll(() => {
 });
 
 /** A workspace root as the os driver makes it, owned by `owner`, with a job process sleeping in it. */
-async function root(name: string, owner: string | null): Promise<{ dir: string; pid: number }> {
+/** A workspace root as the os driver makes it (named after its runner), with a job sleeping in it. */
+async function root(name: string): Promise<{ dir: string; pid: number }> {
   const dir = join(base, name);
   mkdirSync(join(dir, 'workspace'), { recursive: true });
-  if (owner !== null) writeFileSync(join(dir, OWNER_FILE), owner);
   const child = spawn('/bin/sh', ['-c', 'sleep 60 & wait'], {
     cwd: join(dir, 'workspace'),
     detached: true,
@@ -33,12 +33,12 @@ async function root(name: string, owner: string | null): Promise<{ dir: string; 
 
 describe('os driver leftovers', () => {
   it('kills the processes of workspaces whose runner died and removes them, and nothing else', async () => {
-    // A runner that died: a pid that is not running (or one whose start time differs).
-    const dead = await root('kiln-dead', '2147483646 1');
-    const reused = await root('kiln-reused', `${process.pid} 1`);
-    const live = await root('kiln-live', ownerMark());
-    const unmarked = await root('kiln-unmarked', null);
-    const other = await root('not-a-workspace', '2147483646 1');
+    // A runner that died: a pid that is not running, or one whose start time differs.
+    const dead = await root('kiln-2147483646-1-abc123');
+    const reused = await root(`kiln-${process.pid}-1-abc123`);
+    const live = await root(`${rootPrefix()}abc123`);
+    const unmarked = await root('kiln-abc123');
+    const other = await root('not-kiln-2147483646-1-abc123');
 
     const result = await cleanupOsLeftovers(base);
 

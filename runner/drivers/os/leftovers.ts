@@ -2,21 +2,20 @@
  * What a runner killed with SIGKILL leaves of its os-driver builds: workspace directories, and job
  * processes still running in them (a job is its own process group, so it outlives the runner).
  *
- * Each workspace root holds an `owner` file: the pid and start time of the runner process that made
- * it (`ownerMark`). A root whose owner is no longer that process is a leftover: every process whose
- * working directory is inside it is killed with SIGKILL, then the directory is removed. Roots of
- * live runners, and directories without an `owner` file, are never touched, so runners may share a
- * workspace directory. Processes are found through /proc; where there is none (not Linux) nothing is
- * cleaned up.
+ * Each workspace root is named after the runner process that made it, by pid and start time
+ * (`kiln-<pid>-<start>-XXXXXX`, `rootPrefix`): no file to write on the way to a build's first line.
+ * A root whose owner is no longer that process is a leftover: every process whose working directory
+ * is inside it is killed with SIGKILL, then the directory is removed. Roots of live runners, and
+ * directories not named so, are never touched, so runners may share a workspace directory.
+ * Processes are found through /proc; where there is none (not Linux) nothing is cleaned up.
  */
 import { readFileSync } from 'node:fs';
 import { readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
-export const OWNER_FILE = 'owner';
-/** Workspace roots are `<baseDir>/kiln-XXXXXX`. */
-export const ROOT_PREFIX = 'kiln-';
+/** `kiln-<pid>-<start time>-` and mkdtemp's six characters. */
+const MARKED_ROOT = /^kiln-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
 
 export interface LeftoverResult {
   workspaces: number;
@@ -37,9 +36,15 @@ function processMark(pid: number | 'self', text?: string): string | null {
   }
 }
 
-/** This process's mark, written into each workspace root it makes. */
+/** This process's mark: its pid and start time. */
 export function ownerMark(): string | null {
   return processMark('self');
+}
+
+/** The prefix of the workspace roots this process makes (for mkdtemp): it names their owner. */
+export function rootPrefix(): string {
+  const mark = ownerMark();
+  return mark ? `kiln-${mark.replace(' ', '-')}-` : 'kiln-';
 }
 
 async function ownerAlive(mark: string): Promise<boolean> {
@@ -70,10 +75,9 @@ export async function cleanupOsLeftovers(baseDir: string): Promise<LeftoverResul
   const killed = new Set<number>();
   const entries = await readdir(baseDir, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
-    if (!entry.isDirectory() || !entry.name.startsWith(ROOT_PREFIX)) continue;
+    const named = MARKED_ROOT.exec(entry.name);
+    if (!entry.isDirectory() || !named || (await ownerAlive(`${named[1]} ${named[2]}`))) continue;
     const root = join(baseDir, entry.name);
-    const mark = await readFile(join(root, OWNER_FILE), 'utf8').catch(() => null);
-    if (mark === null || (await ownerAlive(mark.trim()))) continue;
     // Killed until none is left: a dying job may still start a process or two.
     for (let round = 0; round < 5; round++) {
       const pids = await processesIn(root);

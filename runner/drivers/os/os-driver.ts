@@ -19,8 +19,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, writeFileSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -36,7 +36,7 @@ import {
   type JobRun,
 } from '../driver.ts';
 import { createJobProcesses } from './job-processes.ts';
-import { cleanupOsLeftovers, type LeftoverResult, OWNER_FILE, ownerMark, ROOT_PREFIX } from './leftovers.ts';
+import { cleanupOsLeftovers, type LeftoverResult, rootPrefix } from './leftovers.ts';
 
 export interface OsDriverOptions {
   /** The runner's own PATH, HOME, LANG…: the only variables a job inherits from the host. */
@@ -122,7 +122,7 @@ export function createOsDriver(options: OsDriverOptions): Driver {
   const baseDir = options.workspaceDir ?? tmpdir();
   const graceMs = Math.min(options.killGraceMs ?? 300, MAX_GRACE_MS);
   const processes = createJobProcesses({ idleCwd: baseDir, warm: options.warmShell });
-  const owner = ownerMark();
+  const prefix = rootPrefix();
   if (options.cleanupLeftovers) {
     cleanupOsLeftovers(baseDir).then(
       (result) => options.onCleanup?.(result),
@@ -130,26 +130,16 @@ export function createOsDriver(options: OsDriverOptions): Driver {
     );
   }
 
-  /**
-   * A build's root: `workspace`, `home`, and whose it is (a runner that finds it after this one
-   * died kills what still runs in it). Asynchronous and side by side: on a slow disk each operation
-   * takes most of a millisecond, and blocking would hold up everything else the process serves.
-   */
-  const makeRoot = async (): Promise<string> => {
-    const root = await mkdtemp(join(baseDir, ROOT_PREFIX));
-    await Promise.all([
-      owner === null ? null : writeFile(join(root, OWNER_FILE), owner),
-      mkdir(join(root, 'workspace')),
-      mkdir(join(root, 'home'), { mode: 0o700 }),
-    ]);
-    return root;
-  };
   return {
     type: 'os',
     async create(environment: DriverEnvironment): Promise<DriverSession> {
       let root: string;
       try {
-        root = await makeRoot();
+        // Synchronous: three operations (the root's name says whose it is), which the thread pool
+        // would only make later on a busy runner, and this is on the way to every build's first line.
+        root = mkdtempSync(join(baseDir, prefix));
+        mkdirSync(join(root, 'workspace'));
+        mkdirSync(join(root, 'home'), { mode: 0o700 });
       } catch (error) {
         throw new DriverError(`cannot make a workspace in ${baseDir}: ${(error as Error).message}`);
       }
