@@ -45,8 +45,6 @@ export interface OsDriverOptions {
   workspaceDir?: string;
   /** Time between SIGTERM and SIGKILL when a job is stopped; at most 500 ms. */
   killGraceMs?: number;
-  /** Keep a shell started ahead of the next job (job-processes.ts); default true. */
-  warmShell?: boolean;
   /** Kill and remove what runners killed earlier left in the workspace directory (leftovers.ts). */
   cleanupLeftovers?: boolean;
   /** Told what the leftover cleanup removed, or why it failed. */
@@ -121,7 +119,7 @@ async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerat
 export function createOsDriver(options: OsDriverOptions): Driver {
   const baseDir = options.workspaceDir ?? tmpdir();
   const graceMs = Math.min(options.killGraceMs ?? 300, MAX_GRACE_MS);
-  const processes = createJobProcesses({ idleCwd: baseDir, warm: options.warmShell });
+  const processes = createJobProcesses({ idleCwd: baseDir });
   const prefix = rootPrefix();
   if (options.cleanupLeftovers) {
     cleanupOsLeftovers(baseDir).then(
