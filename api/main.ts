@@ -5,8 +5,8 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
+import { createBroker } from '../runner/broker/create-broker.ts';
 import type { Broker } from '../runner/contract/broker.ts';
-import { createBroker } from '../runner/contract/create-broker.ts';
 import { loadSecretBox } from './auth/secret-box.ts';
 import type { ApiConfig } from './config.ts';
 import { type Database, openDatabase } from './db/orm.ts';

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { deleteTopology } from '../runner/contract/amqp-broker.ts';
+import { deleteTopology } from '../runner/broker/amqp/topology.ts';
 import { createTemplateDatabase, createTestDatabase } from '../test/testkit/db.ts';
 import { type KilnProcess, spawnKiln, startServe } from '../test/testkit/processes.ts';
 import { AMQP_URL, POSTGRES_URL } from '../test/testkit/services.ts';

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../test/testkit/services.ts';
-import { AmqpBroker, deleteTopology } from './contract/amqp-broker.ts';
+import { AmqpBroker } from './broker/amqp/amqp-broker.ts';
+import { deleteTopology } from './broker/amqp/topology.ts';
 import type { BuildJob, RunnerEvent } from './contract/messages.ts';
 
 const AMQP_URL = process.env.KILN_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -73,7 +74,7 @@ describe('kiln runner (the process)', () => {
       dir = await mkdtemp(join(tmpdir(), 'kiln-runner-main-'));
       broker = new AmqpBroker({ url: AMQP_URL, prefix });
       await broker.start();
-      await broker.consumeEventsFanout((event) => events.push(event));
+      await broker.subscribe('event', (event) => events.push(event));
     });
     afterAll(async () => {
       await broker.close();
@@ -113,7 +114,7 @@ describe('kiln runner (the process)', () => {
         KILN_RUNNER_NAME: 'process-runner',
         KILN_LOG_LEVEL: 'warn',
       });
-      await broker.publishBuild(job);
+      await broker.publish('build', [job]);
       await waitFor(() => events.some((e) => e.type === 'log.chunk' && e.lines.includes('waiting')));
 
       child.kill('SIGTERM');

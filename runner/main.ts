@@ -6,8 +6,8 @@
  * configuration is invalid or the runner cannot start.
  */
 import { pino } from 'pino';
+import { createBroker } from './broker/create-broker.ts';
 import { formatConfigProblems, loadRunnerConfig } from './config.ts';
-import { createBroker } from './contract/create-broker.ts';
 import { createDrivers } from './drivers/registry.ts';
 import { createRunner } from './runner.ts';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBroker } from './contract/create-broker.ts';
-import { MemoryBroker } from './contract/memory-broker.ts';
+import { createBroker } from './broker/create-broker.ts';
+import { MemoryBroker } from './broker/memory/memory-broker.ts';
 import type { BuildJob, RunnerEvent, RunnerEventOf } from './contract/messages.ts';
 import { createOsDriver } from './drivers/os/os-driver.ts';
 import type { Logger } from './executor.ts';
@@ -58,7 +58,7 @@ describe('runner with the in-process broker', () => {
     broker = created;
     await broker.start();
     events = [];
-    await broker.consumeEventsFanout((event) => events.push(event));
+    await broker.subscribe('event', (event) => events.push(event));
   }
 
   async function startRunner(name: string, opts: { drainTimeoutMs?: number; concurrency?: number } = {}) {
@@ -114,7 +114,7 @@ describe('runner with the in-process broker', () => {
     expect(runner.readiness()).toEqual({ ready: true, running: 0 });
     const gate = join(dir, 'gate-1');
     const job = build(['echo hello', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
-    await broker.publishBuild(job);
+    await broker.publish('build', [job]);
 
     await logged(job.buildId, 'hello');
     expect(runner.readiness().running).toBe(1);
@@ -142,8 +142,8 @@ describe('runner with the in-process broker', () => {
     await startRunner('r1', { concurrency: 1 });
     const first = build(['sleep 0.2', 'echo first']);
     const second = build(['echo second']);
-    await broker.publishBuild(first);
-    await broker.publishBuild(second);
+    await broker.publish('build', [first]);
+    await broker.publish('build', [second]);
     await finished(second.buildId);
     const order = events
       .filter((e) => e.type === 'build.started' || e.type === 'build.finished')
@@ -161,12 +161,12 @@ describe('runner with the in-process broker', () => {
     await startRunner('r1');
     const pidFile = join(dir, 'kill.pid');
     const job = build(['echo started', `sh -c 'echo $$ > ${pidFile}; exec sleep 1000'`]);
-    await broker.publishBuild(job);
+    await broker.publish('build', [job]);
     await logged(job.buildId, 'started');
     const pid = await waitFor(() => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')));
     expect(isRunning(pid)).toBe(true);
 
-    await broker.publishControl({ type: 'kill', buildId: job.buildId });
+    await broker.publish('control', [{ type: 'kill', buildId: job.buildId }]);
     const done = await finished(job.buildId);
     expect(done).toMatchObject({ status: 'KILLED', reason: 'the build was killed' });
     expect(of('job.finished', job.buildId)).toMatchObject([{ status: 'KILLED' }]);
@@ -177,7 +177,7 @@ describe('runner with the in-process broker', () => {
     await setup();
     await startRunner('r1');
     const job = build(['true'], 'docker');
-    await broker.publishBuild(job);
+    await broker.publish('build', [job]);
     expect(await finished(job.buildId)).toMatchObject({
       status: 'FAILED',
       reason: 'driver "docker" is not enabled on this runner',
@@ -194,7 +194,7 @@ describe('runner with the in-process broker', () => {
       `if [ ! -e ${marker} ]; then touch ${marker}; echo waiting; sleep 1000; fi`,
       'echo done',
     ]);
-    await broker.publishBuild(job);
+    await broker.publish('build', [job]);
     await logged(job.buildId, 'waiting');
 
     await first.stop();
@@ -215,12 +215,12 @@ describe('runner with the in-process broker', () => {
     const { runner } = await startRunner('r1', { drainTimeoutMs: 60_000 });
     const gate = join(dir, 'gate-drain');
     const running = build(['echo started', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
-    await broker.publishBuild(running);
+    await broker.publish('build', [running]);
     await logged(running.buildId, 'started');
 
     const stopped = runner.stop({ drain: true });
     const later = build(['echo later']);
-    await broker.publishBuild(later);
+    await broker.publish('build', [later]);
     writeFileSync(gate, '');
     await stopped;
     expect(of('build.finished', running.buildId)).toMatchObject([{ status: 'PASSED', attempt: 1 }]);

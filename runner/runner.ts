@@ -2,7 +2,7 @@
  * The runner process: takes build jobs from the broker, runs them through the executor and a driver,
  * and publishes their events with confirms.
  *
- * Lifecycle of a delivery: watch the build's control messages, run it (`executeBuild` awaits each
+ * Lifecycle of a delivery: run it (`executeBuild` awaits each
  * publish), then ack, only once build.finished is confirmed. A `kill` control message aborts the
  * build with `killed`. A delivery with attempt > 1 (the previous runner died or handed it back) just
  * runs again as that attempt: the api resets the jobs on its build.started. A build whose driver
@@ -18,11 +18,13 @@
  * long silence as a lost runner.
  */
 import { httpArtifactSink, httpObjectSource } from './build-files.ts';
-import type { Broker, BuildDelivery, Consumer, ControlConsumer } from './contract/broker.ts';
-import type { ControlMessage, RunnerEvent } from './contract/messages.ts';
+import type { Broker, Consumer, WorkDelivery } from './contract/broker.ts';
+import type { BuildJob, ControlMessage, RunnerEvent } from './contract/messages.ts';
 import type { Driver } from './drivers/driver.ts';
 import { unavailableDriver } from './drivers/registry.ts';
 import { executeBuild, type Logger } from './executor.ts';
+
+type BuildDelivery = WorkDelivery<BuildJob>;
 
 export interface RunnerOptions {
   broker: Broker;
@@ -64,7 +66,7 @@ export function createRunner(opts: RunnerOptions): Runner {
   const tasks = new Set<Promise<void>>();
   let state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
   let builds: Consumer | null = null;
-  let control: ControlConsumer | null = null;
+  let control: Consumer | null = null;
   let heartbeat: NodeJS.Timeout | null = null;
   let stopping: Promise<void> | null = null;
 
@@ -77,7 +79,7 @@ export function createRunner(opts: RunnerOptions): Runner {
       running: [...running].map(([buildId, build]) => ({ buildId, attempt: build.attempt })),
       at: now().toISOString(),
     };
-    await broker.publishEvents([event]).catch((error: unknown) => {
+    await broker.publish('event', [event]).catch((error: unknown) => {
       logger.warn({ err: error }, 'could not publish the heartbeat');
     });
   };
@@ -99,7 +101,7 @@ export function createRunner(opts: RunnerOptions): Runner {
   };
 
   const run = async (delivery: BuildDelivery): Promise<void> => {
-    const { job, attempt } = delivery;
+    const { message: job, attempt } = delivery;
     const context = { buildId: job.buildId, number: job.number, attempt };
     if (state !== 'started') {
       await settle('requeue', () => delivery.requeue(), context);
@@ -116,14 +118,13 @@ export function createRunner(opts: RunnerOptions): Runner {
     const controller = new AbortController();
     running.set(job.buildId, { attempt, controller });
     try {
-      await control?.watch(job.buildId);
       const driver = opts.drivers.get(job.driver.type) ?? unavailableDriver(job.driver.type);
       logger.info({ ...context, queue: job.queue, driver: job.driver.type }, 'build taken');
       const result = await executeBuild({
         job,
         attempt,
         driver,
-        emit: (events) => broker.publishEvents(events),
+        emit: (events) => broker.publish('event', events),
         signal: controller.signal,
         runnerName: opts.name,
         now,
@@ -143,7 +144,6 @@ export function createRunner(opts: RunnerOptions): Runner {
       await settle('requeue', () => delivery.requeue(), context);
     } finally {
       running.delete(job.buildId);
-      await control?.unwatch(job.buildId).catch(() => undefined);
     }
   };
 
@@ -191,8 +191,8 @@ export function createRunner(opts: RunnerOptions): Runner {
     async start() {
       if (state !== 'new') throw new Error('the runner was already started');
       state = 'started';
-      control = await broker.consumeControl(onControl);
-      builds = await broker.consumeBuilds(opts.queues, opts.concurrency, handler);
+      control = await broker.subscribe('control', onControl);
+      builds = await broker.consume('build', opts.queues, opts.concurrency, handler);
       heartbeat = setInterval(() => void beat(), heartbeatMs);
       heartbeat.unref();
       void beat();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { type Client, createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deleteTopology } from '../runner/contract/amqp-broker.ts';
+import { deleteTopology } from '../runner/broker/amqp/topology.ts';
 import { createTestDatabase, type TestDatabase } from './testkit/db.ts';
 import { isRunning } from './testkit/pids.ts';
 import { type KilnProcess, spawnKiln, startServe } from './testkit/processes.ts';

@@ -109,8 +109,8 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
   it('stores a run, and an event delivered twice is stored once', async () => {
     const ids = await submit();
     const events = passingRun(ids);
-    await t.broker.publishEvents(events);
-    await t.broker.publishEvents(events);
+    await t.broker.publish('event', events);
+    await t.broker.publish('event', events);
     const build = await waitForStatus(ids, 'PASSED');
     expect(build.stages.flatMap((s) => s.jobs.map((j) => [j.name, j.status, j.exitCode]))).toEqual([
       ['a', 'PASSED', 0],
@@ -133,7 +133,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       return e;
     });
     // One batch: its small chunks travel in the same message as the status changes.
-    await t.broker.publishEvents(events);
+    await t.broker.publish('event', events);
     const build = await waitForStatus(ids, 'FAILED');
     expect(build.reason).toBe(reason);
     expect(build.log.edges.flatMap((e) => e.node.lines)).toEqual([line, 'a2', 'a3', 'b1']);
@@ -144,7 +144,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     const run = passingRun(ids);
     // job.finished for job a before its job.started, and the build's start last but one.
     const [started, jobStarted, c1, c2, jobFinished, ...rest] = run;
-    await t.broker.publishEvents([jobFinished!, c2!, jobStarted!, c1!, started!, ...rest]);
+    await t.broker.publish('event', [jobFinished!, c2!, jobStarted!, c1!, started!, ...rest]);
     const build = await waitForStatus(ids, 'PASSED');
     expect(build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['PASSED', 'PASSED']);
   });
@@ -152,14 +152,14 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
   it('runs a later attempt from scratch and tags the build orphaned', async () => {
     const ids = await submit();
     const first = passingRun(ids, 1).slice(0, 5); // the runner died after job a
-    await t.broker.publishEvents(first);
+    await t.broker.publish('event', first);
     await waitForStatus(ids, 'RUNNING');
-    await t.broker.publishEvents(passingRun(ids, 2));
+    await t.broker.publish('event', passingRun(ids, 2));
     const build = await waitForStatus(ids, 'PASSED');
     expect(build.attempt).toBe(2);
     expect(build.tags).toContain('orphaned');
     // A late event of attempt 1 changes nothing.
-    await t.broker.publishEvents([
+    await t.broker.publish('event', [
       {
         type: 'job.finished',
         jobId: ids.jobs[1]!,
@@ -177,7 +177,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
 
   it('gives a subscriber that connects after the build ended the whole log, then completes', async () => {
     const ids = await submit();
-    await t.broker.publishEvents(passingRun(ids));
+    await t.broker.publish('event', passingRun(ids));
     await waitForStatus(ids, 'PASSED');
     const sub = collect<LogItem>(t.ws(), LOG, { id: ids.globalId });
     await sub.done;
@@ -193,14 +193,14 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     const ids = await submit();
     const run = passingRun(ids);
     const first = collect<LogItem>(t.ws(), LOG, { id: ids.globalId }, (items) => items.length === 2);
-    await t.broker.publishEvents(run.slice(0, 4)); // started, job started, chunks 1 and 2
+    await t.broker.publish('event', run.slice(0, 4)); // started, job started, chunks 1 and 2
     await first.done;
     expect(first.items.flatMap((i) => i.buildLog.lines)).toEqual(['a1', 'a2', 'a3']);
     // The client drops; the run goes on; it reconnects with its last cursor.
-    await t.broker.publishEvents(run.slice(4, 7)); // chunk 3 published while nobody listens
+    await t.broker.publish('event', run.slice(4, 7)); // chunk 3 published while nobody listens
     const cursor = first.items.at(-1)!.buildLog.cursor;
     const second = collect<LogItem>(t.ws(), LOG, { id: ids.globalId, after: cursor });
-    await t.broker.publishEvents(run.slice(7));
+    await t.broker.publish('event', run.slice(7));
     await second.done;
     expect(second.errors).toEqual([]);
     expect(second.items.map((i) => i.buildLog.lines)).toEqual([['b1']]);
@@ -215,7 +215,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       (items) => items.some((i) => i.buildUpdated.status === 'PASSED'),
     );
     await new Promise((r) => setTimeout(r, 100));
-    for (const event of passingRun(ids)) await t.broker.publishEvents([event]);
+    for (const event of passingRun(ids)) await t.broker.publish('event', [event]);
     await sub.done;
     const seen = sub.items.map(
       (i) => `${i.buildUpdated.status}:${i.buildUpdated.stages.map((s) => s.jobs[0]!.status).join(',')}`,
@@ -228,8 +228,8 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
 
   it('fails a build whose job is dead-lettered, with the reason, and closes its log', async () => {
     const ids = await submit();
-    const consumer = await t.broker.consumeBuilds(['default'], 1, async (delivery) => {
-      if (delivery.job.buildId === ids.buildId) await delivery.reject();
+    const consumer = await t.broker.consume('build', ['default'], 1, async (delivery) => {
+      if (delivery.message.buildId === ids.buildId) await delivery.reject();
       else await delivery.requeue();
     });
     try {
@@ -254,9 +254,9 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     );
     const seen: string[] = [];
     const numbers = new Map<string, number>();
-    const consumer = await t.broker.consumeBuilds(['default'], 10, async (delivery) => {
-      seen.push(delivery.job.buildId);
-      numbers.set(delivery.job.buildId, delivery.job.number);
+    const consumer = await t.broker.consume('build', ['default'], 10, async (delivery) => {
+      seen.push(delivery.message.buildId);
+      numbers.set(delivery.message.buildId, delivery.message.number);
       await delivery.ack();
     });
     try {
@@ -277,7 +277,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
 
   it('times out a running build whose runner went silent past its timeout', async () => {
     const ids = await submit();
-    await t.broker.publishEvents(passingRun(ids).slice(0, 2)); // started on runner r1, never heard of again
+    await t.broker.publish('event', passingRun(ids).slice(0, 2)); // started on runner r1, never heard of again
     await waitForStatus(ids, 'RUNNING');
     expect(await t.app.maintenance.checkLostRunners()).toEqual([]);
     await t.orm.em

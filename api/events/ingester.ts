@@ -15,7 +15,7 @@
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { Broker, Consumer, EventDelivery } from '../../runner/contract/broker.ts';
+import type { Broker, Consumer, StoredDelivery } from '../../runner/contract/broker.ts';
 import {
   BuildJobSchema,
   type BuildUpdated,
@@ -41,13 +41,14 @@ export interface IngesterDeps {
 }
 
 export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
-  const store = await deps.broker.consumeEventsToStore(
+  const store = await deps.broker.consumeStored(
+    'event',
     async (deliveries) => {
       await storeEvents(deps, deliveries);
     },
     { batchSize: 500 },
   );
-  const fanout = await deps.broker.consumeEventsFanout((event) => {
+  const fanout = await deps.broker.subscribe('event', (event) => {
     if (event.type === 'log.chunk') deps.pubsub.publishLog(event);
     else if (event.type === 'build.updated') deps.pubsub.publishBuild(event);
     else if (event.type === 'runner.heartbeat') deps.pubsub.publishRunner(event);
@@ -65,8 +66,8 @@ export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
       }
     } else {
       deps.logger.warn(
-        { reason: letter.reason, body: letter.body.slice(0, 200) },
-        'dropping an invalid dead letter',
+        { kind: letter.kind, reason: letter.reason, bytes: letter.body.length },
+        'dropping a dead letter that is not a build job',
       );
     }
     await letter.ack();
@@ -82,12 +83,12 @@ function safeJson(text: string): unknown {
   }
 }
 
-async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Promise<void> {
+async function storeEvents(deps: IngesterDeps, deliveries: StoredDelivery<RunnerEvent>[]): Promise<void> {
   const em = deps.orm.em.fork();
   const chunks: RunnerEventOf<'log.chunk'>[] = [];
   const beats = new Map<string, RunnerEventOf<'runner.heartbeat'>>();
   let statusEvents = 0;
-  for (const { event } of deliveries) {
+  for (const { message: event } of deliveries) {
     if (event.type === 'log.chunk') chunks.push(event);
     else if (event.type === 'runner.heartbeat') beats.set(event.runner, event);
     else if (event.type !== 'build.updated') statusEvents++;
@@ -111,7 +112,7 @@ async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Pro
   if (chunks.length > 0 && chunkBytes <= INLINE_CHUNK_BYTES) statements.push(insertChunksSql(em, chunks));
   else await insertChunks(em, chunks);
   for (const beat of beats.values()) statements.push(upsertRunnerSql(em, beat));
-  for (const { event } of deliveries) {
+  for (const { message: event } of deliveries) {
     const sql = statusEventSql(em, event);
     if (!sql) continue;
     const status = event as StatusEvent;
@@ -132,8 +133,8 @@ async function storeEvents(deps: IngesterDeps, deliveries: EventDelivery[]): Pro
       toKill.add(event.buildId);
     }
   }
-  for (const buildId of toKill) await deps.broker.publishControl({ type: 'kill', buildId });
-  if (updates.length > 0) await deps.broker.publishEvents(updates);
+  for (const buildId of toKill) await deps.broker.publish('control', [{ type: 'kill', buildId }]);
+  if (updates.length > 0) await deps.broker.publish('event', updates);
   for (const d of deliveries) await d.ack();
 }
 
@@ -395,5 +396,5 @@ export async function announce(broker: Broker, em: EntityManager, buildIds: stri
     const update = await snapshot(em, id);
     if (update) updates.push(update);
   }
-  await broker.publishEvents(updates);
+  await broker.publish('event', updates);
 }

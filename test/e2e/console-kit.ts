@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
-import { deleteTopology } from '../../runner/contract/amqp-broker.ts';
+import { deleteTopology } from '../../runner/broker/amqp/topology.ts';
 import { createTestDatabase, type TestDatabase } from '../testkit/db.ts';
 import { type KilnProcess, spawnKiln, startServe } from '../testkit/processes.ts';
 import { AMQP_URL, CHROMIUM_PATH } from '../testkit/services.ts';

@@ -15,8 +15,8 @@ import { openDatabase } from '../../api/db/orm.ts';
 import { createFsFileStore, type FileStore } from '../../api/files/file-store.ts';
 import { bootstrapAdmin } from '../../api/modules/tokens/tokens.service.ts';
 import { type App, buildApp } from '../../api/server.ts';
+import { createBroker } from '../../runner/broker/create-broker.ts';
 import type { Broker } from '../../runner/contract/broker.ts';
-import { createBroker } from '../../runner/contract/create-broker.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { AMQP_URL } from './services.ts';
 

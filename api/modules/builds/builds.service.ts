@@ -340,7 +340,7 @@ export class BuildService {
     };
     const warn = (err: unknown) =>
       this.deps.logger.warn({ err, buildId }, 'bookkeeping after a submit failed');
-    this.deps.broker.publishEvents([queued]).catch(warn);
+    this.deps.broker.publish('event', [queued]).catch(warn);
     // The reply need not wait for the broker: the build is committed, and the outbox sweeper
     // publishes it should this publish fail.
     const bookkeeping = em.fork();
@@ -374,7 +374,7 @@ export class BuildService {
         job = JSON.parse(this.deps.secrets.open(payload.sealed)) as BuildJob;
         if (payload.number !== undefined) job.number = payload.number;
       }
-      await this.deps.broker.publishBuild(job);
+      await this.deps.broker.publish('build', [job]);
       return true;
     } catch (err) {
       this.deps.logger.warn(
@@ -412,7 +412,7 @@ export class BuildService {
     }
     // Also when it was queued: a runner may have taken it a moment ago. The ingester kills any build
     // that starts after it was killed, so this is only the fast path.
-    await this.deps.broker.publishControl({ type: 'kill', buildId });
+    await this.deps.broker.publish('control', [{ type: 'kill', buildId }]);
     await em.refresh(build);
     return build;
   }

@@ -38,7 +38,7 @@ describe.runIf(available('postgres'))('runners and runnersUpdated', () => {
       `insert into runners (name, queues, concurrency, running, first_seen_at, last_seen_at)
          values ('gone', '["default"]', 1, '[]', now() - interval '1 hour', now() - interval '1 minute')`,
     );
-    await t.broker.publishEvents([beat('alive', new Date(), ['11111111-1111-1111-1111-111111111111'])]);
+    await t.broker.publish('event', [beat('alive', new Date(), ['11111111-1111-1111-1111-111111111111'])]);
     let list: RunnerItem[] = [];
     while (!list.some((r) => r.name === 'alive')) {
       list = (await runners()).data!.runners;
@@ -59,7 +59,7 @@ describe.runIf(available('postgres'))('runners and runnersUpdated', () => {
     );
     while (sub.items.length === 0 && sub.errors.length === 0) await new Promise((r) => setTimeout(r, 10));
     expect(sub.items[0]!.runnersUpdated.map((r) => r.name)).not.toContain('fresh');
-    await t.broker.publishEvents([beat('fresh', new Date())]);
+    await t.broker.publish('event', [beat('fresh', new Date())]);
     await sub.done;
     expect(sub.errors).toEqual([]);
     expect(sub.items.at(-1)!.runnersUpdated.find((r) => r.name === 'fresh')).toEqual({

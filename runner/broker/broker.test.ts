@@ -4,7 +4,10 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AMQP_URL, available } from '../../test/testkit/services.ts';
-import { AmqpBroker, type AmqpBrokerOptions, deleteTopology } from './amqp-broker.ts';
+import type { BrokerLogger, WorkDelivery } from '../contract/broker.ts';
+import type { BuildJob } from '../contract/messages.ts';
+import { AmqpBroker, type AmqpBrokerOptions } from './amqp/amqp-broker.ts';
+import { deleteTopology } from './amqp/topology.ts';
 import {
   type BrokerWorld,
   brokerContract,
@@ -12,9 +15,10 @@ import {
   logChunk,
   type WorldOptions,
 } from './broker.contract.ts';
-import type { BrokerLogger, BuildDelivery } from './broker.ts';
 import { createBroker } from './create-broker.ts';
-import { MemoryBroker } from './memory-broker.ts';
+import { MemoryBroker } from './memory/memory-broker.ts';
+
+type BuildDelivery = WorkDelivery<BuildJob>;
 
 const WAIT = { timeout: 15_000, interval: 20 };
 const hasRabbit = available('rabbitmq');
@@ -59,7 +63,7 @@ async function amqpWorld(options: WorldOptions): Promise<AmqpWorld> {
       await deleteTopology(
         AMQP_URL,
         prefix,
-        new Set(opened.flatMap((broker) => [...broker.declaredBuildQueues])),
+        new Set(opened.flatMap((broker) => [...broker.declaredWorkQueues])),
       );
     },
   };
@@ -97,26 +101,25 @@ describe.runIf(hasRabbit)('amqp broker', () => {
     const runner = await open();
     const publisher = await world.open();
     const jobs: string[] = [];
-    await runner.consumeBuilds(['default'], 2, async (delivery) => {
-      jobs.push(delivery.job.buildId);
+    await runner.consume('build', ['default'], 2, async (delivery) => {
+      jobs.push(delivery.message.buildId);
       await delivery.ack();
     });
     const events: number[] = [];
-    await runner.consumeEventsFanout((event) => {
+    await runner.subscribe('event', (event) => {
       if (event.type === 'log.chunk') events.push(event.seq);
     });
     const kills: string[] = [];
-    const control = await runner.consumeControl((message) => kills.push(message.buildId));
-    await control.watch('b-watched');
+    await runner.subscribe('control', (message) => kills.push(message.buildId));
 
     await dropConnection(runner.connectionName);
     await vi.waitFor(() => expect(messages).toContain('rabbitmq connection re-established'), WAIT);
     expect(runner.isReady()).toBe(true);
 
     const job = buildJob();
-    await publisher.publishBuild(job);
-    await publisher.publishEvents([logChunk('b-watched', 1), logChunk('b-watched', 2)]);
-    await publisher.publishControl({ type: 'kill', buildId: 'b-watched' });
+    await publisher.publish('build', [job]);
+    await publisher.publish('event', [logChunk('b-watched', 1), logChunk('b-watched', 2)]);
+    await publisher.publish('control', [{ type: 'kill', buildId: 'b-watched' }]);
     await vi.waitFor(() => expect(jobs).toEqual([job.buildId]), WAIT);
     await vi.waitFor(() => expect(events).toEqual([1, 2]), WAIT);
     await vi.waitFor(() => expect(kills).toEqual(['b-watched']), WAIT);
@@ -127,15 +130,15 @@ describe.runIf(hasRabbit)('amqp broker', () => {
     const dropping = dropConnection(publisher.connectionName);
     await vi.waitFor(() => expect(publisher.isReady()).toBe(false), { ...WAIT, interval: 5 });
     const job = buildJob();
-    const publishing = publisher.publishBuild(job);
+    const publishing = publisher.publish('build', [job]);
     expect(publisher.isReady()).toBe(false);
     await publishing;
     expect(publisher.isReady()).toBe(true);
     await dropping;
     const consumer = await world.open();
     const received: string[] = [];
-    await consumer.consumeBuilds(['default'], 1, async (delivery) => {
-      received.push(delivery.job.buildId);
+    await consumer.consume('build', ['default'], 1, async (delivery) => {
+      received.push(delivery.message.buildId);
       await delivery.ack();
     });
     await vi.waitFor(() => expect(received).toEqual([job.buildId]), WAIT);
@@ -144,15 +147,15 @@ describe.runIf(hasRabbit)('amqp broker', () => {
   it('does not run a job twice when its connection drops mid-run; the late ack settles the redelivery', async () => {
     const runner = await open();
     const held: BuildDelivery[] = [];
-    await runner.consumeBuilds(['default'], 1, async (delivery) => {
+    await runner.consume('build', ['default'], 1, async (delivery) => {
       held.push(delivery);
     });
     const job = buildJob();
-    await runner.publishBuild(job);
+    await runner.publish('build', [job]);
     await vi.waitFor(() => expect(held).toHaveLength(1), WAIT);
     await dropConnection(runner.connectionName);
     await vi.waitFor(
-      () => expect(messages).toContain('build job redelivered while still running here: kept'),
+      () => expect(messages).toContain('build redelivered while still running here: kept'),
       WAIT,
     );
     expect(held).toHaveLength(1);
@@ -161,17 +164,21 @@ describe.runIf(hasRabbit)('amqp broker', () => {
     await runner.close();
     const other = await world.open();
     const later: BuildDelivery[] = [];
-    await other.consumeBuilds(['default'], 1, async (delivery) => {
+    await other.consume('build', ['default'], 1, async (delivery) => {
       later.push(delivery);
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(later).toEqual([]);
+    // A job published now comes after the first one in the queue: once it arrives, the first one,
+    // had it been left there, would have arrived before it.
+    const marker = buildJob();
+    await other.publish('build', [marker]);
+    await vi.waitFor(() => expect(later).toHaveLength(1), WAIT);
+    expect(later.map((delivery) => delivery.message.buildId)).toEqual([marker.buildId]);
     expect(await readyMessages(`${world.prefix}.builds.default`)).toBe(0);
   });
 
-  it('resolves publishBuild once RabbitMQ holds the job in its queue', async () => {
+  it('resolves a publish once RabbitMQ holds the job in its queue', async () => {
     const publisher = await open();
-    await publisher.publishBuild(buildJob({ queue: 'confirmed' }));
+    await publisher.publish('build', [buildJob({ queue: 'confirmed' })]);
     expect(await readyMessages(`${world.prefix}.builds.confirmed`)).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
-import { AmqpBroker } from './amqp-broker.ts';
-import type { Broker, BrokerOptions } from './broker.ts';
-import { MemoryBroker } from './memory-broker.ts';
+import type { Broker, BrokerOptions } from '../contract/broker.ts';
+import { AmqpBroker } from './amqp/amqp-broker.ts';
+import { MemoryBroker } from './memory/memory-broker.ts';
 
 export interface CreateBrokerOptions extends BrokerOptions {
   /** RabbitMQ URL (`KILN_AMQP_URL`); empty or absent: the in-process broker. */
