@@ -30,6 +30,7 @@ import {
   type CurateResult,
   DEFAULT_ARTIFACT_MAX_BYTES,
 } from './modules/artifacts/artifacts.service.ts';
+import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
@@ -110,9 +111,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const objects = new ObjectService({ store: deps.files, maxBytes: objectMaxBytes });
   const artifacts = new ArtifactService({ store: deps.files, maxBytes: artifactMaxBytes });
   let listenUrl: string | null = null;
+  const buildState = new BuildState({ broker, logger });
   const services = {
     builds: new BuildService({
       broker,
+      state: buildState,
       drivers: deps.drivers,
       logger,
       secrets: deps.secrets,
@@ -177,7 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   const consumers: Consumer[] = [];
   const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
-  const watchdog = startWatchdog({ orm, broker, logger });
+  const watchdog = startWatchdog({ orm, buildState, logger });
   const curator = startCurator({ orm, artifacts, logger });
   const filesHttp = createFilesHttp({
     orm,
@@ -254,7 +257,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       curate: () => curator.curate(),
     },
     async start(port, host = '127.0.0.1') {
-      consumers.push(...(await startIngester({ orm, broker, pubsub, logger })));
+      consumers.push(...(await startIngester({ orm, broker, pubsub, logger, buildState })));
       sweeper.start();
       watchdog.start();
       curator.start();

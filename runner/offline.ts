@@ -18,9 +18,10 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { directoryArtifactSink, directoryObjectSource } from './build-files.ts';
 import { runnerBaseEnv, workspaceDirFrom } from './config.ts';
-import type { BuildJob, RunnerEvent } from './contract/messages.ts';
+import type { RunnerEvent } from './contract/messages.ts';
 import { AVAILABLE_DRIVERS, createDrivers, unavailableDriver } from './drivers/registry.ts';
 import { executeBuild } from './executor.ts';
+import { toBuildJob } from './manifest/build-job.ts';
 import { parseManifest } from './manifest/manifest.ts';
 import { planBuild, SETUP_STAGE } from './manifest/plan.ts';
 import type { ManifestProblem } from './manifest/types.ts';
@@ -100,27 +101,21 @@ export async function runOffline(
     stages = stages.filter((stage, i) => stage.name === wanted || (i === 0 && stage.name === setup));
   }
 
-  let n = 0;
   const names = new Map<string, string>();
-  const job: BuildJob = {
-    kind: 'build',
-    buildId: 'offline',
-    number: 0,
-    queue: manifest.queue,
-    driver: { ...manifest.driver.options, type: manifest.driver.type },
-    stages: stages.map((stage) => ({
-      name: stage.name,
-      canFail: stage.canFail,
-      jobs: stage.jobs.map((planned) => {
-        const id = `job-${++n}`;
-        names.set(id, `${stage.name} / ${planned.name}`);
-        return { id, name: planned.name, commands: planned.commands, artifacts: planned.artifacts };
-      }),
-    })),
-    variables: manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
-    timeoutMs: manifest.timeoutMs,
-    submittedAt: new Date().toISOString(),
-  };
+  const job = toBuildJob(
+    manifest,
+    { stages },
+    {
+      buildId: 'offline',
+      number: 0,
+      jobId: (stage, name, index) => {
+        const id = `job-${index + 1}`;
+        names.set(id, `${stage} / ${name}`);
+        return id;
+      },
+      submittedAt: new Date(),
+    },
+  );
 
   let unavailable: string | undefined;
   const drivers = createDrivers([job.driver.type], {

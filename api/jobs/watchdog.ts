@@ -5,12 +5,11 @@
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import type { Broker } from '../../runner/contract/broker.ts';
-import { announce, failBuild } from '../events/ingester.ts';
+import type { BuildState } from '../modules/builds/build-state.ts';
 
 export function startWatchdog(deps: {
   orm: MikroORM;
-  broker: Broker;
+  buildState: BuildState;
   logger: Logger;
   intervalMs?: number;
   silenceMs?: number;
@@ -28,11 +27,10 @@ export function startWatchdog(deps: {
     const ended: string[] = [];
     for (const row of rows) {
       const reason = `runner ${row.runner ?? '(unknown)'} stopped sending heartbeats and the build's timeout passed`;
-      if (await failBuild(em, row.id, reason, 'TIMED_OUT')) ended.push(row.id);
+      if (await deps.buildState.ended(em, row.id, { kind: 'timed-out', reason })) ended.push(row.id);
     }
     if (ended.length > 0) {
       deps.logger.warn({ builds: ended }, 'timed out builds of lost runners');
-      await announce(deps.broker, em, ended);
     }
     return ended;
   }

@@ -10,8 +10,14 @@ import type { Context } from '../../context.ts';
 import { localId } from '../../global-id.ts';
 import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
 import { UserRef } from '../users/users.schema.ts';
+import {
+  type DecodedCursor,
+  decodeLogCursor,
+  encodeLogCursor,
+  logAfter,
+  type StoredChunk,
+} from './build-log.ts';
 import { type Build, BuildSchema, type Job, JobSchema, type Stage } from './builds.entity.ts';
-import { decodeLogCursor, encodeLogCursor, type StoredChunk } from './builds.service.ts';
 import { streamLog } from './log-stream.ts';
 
 export const BuildStatusEnum = builder.enumType('BuildStatus', {
@@ -31,6 +37,12 @@ const FRESH = { cache: false };
 
 /** Subscriptions have no result union: a missing build is an error with code NOT_FOUND. */
 const notFound = (message: string) => createGraphQLError(message, { extensions: { code: 'NOT_FOUND' } });
+
+/** The cursor `after` names, or a BAD_CURSOR error saying what to pass instead. */
+function cursorOrThrow(decoded: DecodedCursor) {
+  if (!decoded.ok) throw createGraphQLError(decoded.reason, { extensions: { code: 'BAD_CURSOR' } });
+  return decoded.cursor;
+}
 
 /** The build with this global id when the viewer may see it; null otherwise (existence not revealed). */
 async function readableBuild(ctx: Context, globalId: string): Promise<Build | null> {
@@ -206,12 +218,7 @@ BuildRef.implement({
       },
       resolve: async (b, args, ctx) => {
         const first = Math.min(Math.max(args.first ?? 100, 0), 1000);
-        const chunks = await ctx.services.builds.logAfter(
-          ctx.em,
-          b.id,
-          decodeLogCursor(args.after),
-          first + 1,
-        );
+        const chunks = await logAfter(ctx.em, b.id, cursorOrThrow(decodeLogCursor(args.after)), first + 1);
         const page = chunks.slice(0, first);
         const edges = page.map((node) => ({ cursor: encodeLogCursor(node), node }));
         return {
@@ -353,7 +360,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SubmitBuildInput, required: true }) },
     errors: { types: [ManifestError], dataField: { name: 'build' } },
     resolve: async (_root, { input }, ctx) => {
-      const result = await ctx.services.builds.submit(ctx.em, ctx.access, input);
+      const result = await ctx.services.builds.submitAs(ctx.em, ctx.access, input);
       if (!result.ok) throw new ManifestError(result.problems);
       return result.build;
     },
@@ -402,15 +409,10 @@ builder.subscriptionFields((t) => ({
     authScopes: { scope: 'build:read' },
     args: { buildId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: async function* (_root, args, ctx) {
+      const after = cursorOrThrow(decodeLogCursor(args.after));
       const build = await readableBuild(ctx, args.buildId);
       if (!build) throw notFound(`no build with id ${args.buildId}`);
-      yield* streamLog({
-        orm: ctx.orm,
-        pubsub: ctx.pubsub,
-        builds: ctx.services.builds,
-        buildId: build.id,
-        after: decodeLogCursor(args.after),
-      });
+      yield* streamLog({ orm: ctx.orm, pubsub: ctx.pubsub, buildId: build.id, after });
     },
     resolve: (chunk: StoredChunk) => chunk,
   }),

@@ -1,25 +1,29 @@
 /**
- * Business rules of builds: submit (validate, number, write, enqueue), kill, and reading builds and
- * their logs. Resolvers authorize and call these; expected outcomes are returned, not thrown.
+ * Business rules of builds: submit (validate → compose → persist → publish), kill, and reading
+ * builds. Resolvers authorize and call these; expected outcomes are returned, not thrown.
+ *
+ * A person's submit (`submitAs`) checks the namespace against the viewer's rights; every other
+ * cause (a forge event, a schedule) validates and calls `submit` with an owner and namespace it has
+ * authorized already, so all builds are made by one path.
  */
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Broker } from '../../../runner/contract/broker.ts';
-import type { BuildJob, BuildUpdated } from '../../../runner/contract/messages.ts';
+import type { BuildJob } from '../../../runner/contract/messages.ts';
 import { type BuildStatus, isFinalBuild } from '../../../runner/contract/status.ts';
+import { toBuildJob } from '../../../runner/manifest/build-job.ts';
 import { parseManifest } from '../../../runner/manifest/manifest.ts';
-import { planBuild } from '../../../runner/manifest/plan.ts';
-import type { ManifestProblem } from '../../../runner/manifest/types.ts';
+import { type PlannedBuild, planBuild } from '../../../runner/manifest/plan.ts';
+import type { Manifest, ManifestProblem } from '../../../runner/manifest/types.ts';
 import type { Access } from '../../auth/access.ts';
 import { BUILD_TOKEN_MARGIN_MS, issueBuildToken } from '../../auth/build-token.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { OutboxMessage } from '../../broker/outbox.entity.ts';
-import { announce } from '../../events/ingester.ts';
-import type { Namespace } from '../namespaces/namespaces.entity.ts';
 import type { NamespaceService } from '../namespaces/namespaces.service.ts';
 import type { ObjectService } from '../objects/objects.service.ts';
 import { buildSecrets } from '../variables/snapshot.ts';
+import type { BuildState } from './build-state.ts';
 import {
   type Build,
   BuildSchema,
@@ -35,44 +39,37 @@ const TAG = /^[a-zA-Z0-9_./-]{1,128}$/;
 const MAX_TAGS = 32;
 const MAX_COMMENT = 4096;
 
+/** What a person or integration submits. */
 export interface SubmitInput {
   manifest: string;
   /** Namespace path; overrides the manifest's `namespace:`. */
   namespace?: string | null;
   comment?: string | null;
   tags?: string[] | null;
-  trigger?: { kind: TriggerKind; data?: Record<string, string> };
 }
+
+/** Why a build exists: who or what asked for it, with what the cause knows (a commit, a schedule). */
+export interface Cause {
+  kind: TriggerKind;
+  data?: Record<string, string>;
+}
+
+/** A submit that passed validation: the manifest parsed and planned, tags and comment checked. */
+export interface Submission {
+  text: string;
+  manifest: Manifest;
+  plan: PlannedBuild;
+  comment: string | null;
+  tags: string[];
+}
+
+export type Validated = { ok: true; submission: Submission } | { ok: false; problems: ManifestProblem[] };
 
 export type SubmitResult = { ok: true; build: Build } | { ok: false; problems: ManifestProblem[] };
 
-/** A page of a build's log: chunks after a cursor in (attempt, seq) order. */
-export interface StoredChunk {
-  buildId: string;
-  attempt: number;
-  seq: number;
-  jobId: string;
-  firstLine: number;
-  lines: string[];
-}
-
-export interface LogCursor {
-  attempt: number;
-  seq: number;
-}
-
-export const encodeLogCursor = (c: LogCursor): string =>
-  Buffer.from(`log:${c.attempt}:${c.seq}`).toString('base64url');
-
-export function decodeLogCursor(cursor: string | null | undefined): LogCursor | null {
-  if (!cursor) return null;
-  const m = /^log:(\d+):(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m) return null;
-  return { attempt: Number(m[1]), seq: Number(m[2]) };
-}
-
 export interface BuildServiceDeps {
   broker: Broker;
+  state: BuildState;
   drivers: readonly string[];
   logger: Logger;
   secrets: SecretBox;
@@ -89,6 +86,17 @@ export interface BuildServiceDeps {
  * are never stored in the clear.
  */
 type SealedPayload = { sealed: string; number?: number };
+
+/** A build made ready to write: its message (with row ids) and the rows that go with it. */
+interface Composed {
+  buildId: string;
+  job: BuildJob;
+  stages: StageRow[];
+  jobs: JobRow[];
+  sealed: string;
+  outboxId: string;
+  at: Date;
+}
 
 /** Rows of one submit, written as JSON by one statement (column names). */
 interface StageRow {
@@ -120,46 +128,25 @@ function positionOfKey(text: string, key: string): { line: number; column: numbe
   return null;
 }
 
+const problem = (path: string, message: string): ManifestProblem => ({
+  path,
+  line: null,
+  column: null,
+  message,
+});
+
 export class BuildService {
   constructor(private readonly deps: BuildServiceDeps) {}
 
-  async submit(em: EntityManager, access: Access, input: SubmitInput): Promise<SubmitResult> {
+  /** A person's or integration's submit: the viewer owns the build, in a namespace they may write. */
+  async submitAs(em: EntityManager, access: Access, input: SubmitInput): Promise<SubmitResult> {
     const owner = access.auth.viewer;
-    if (!owner) {
-      return {
-        ok: false,
-        problems: [{ path: '', line: null, column: null, message: 'sign in to submit builds' }],
-      };
-    }
-    const parsed = parseManifest(input.manifest, { drivers: this.deps.drivers });
-    const problems: ManifestProblem[] = parsed.ok ? [] : [...parsed.problems];
-    const tags = [...new Set(input.tags ?? [])];
-    tags.forEach((tag, i) => {
-      if (!TAG.test(tag)) {
-        problems.push({
-          path: `tags[${i}]`,
-          line: null,
-          column: null,
-          message: 'a tag is 1 to 128 letters, digits, or - _ . /',
-        });
-      }
-    });
-    if (tags.length > MAX_TAGS) {
-      problems.push({ path: 'tags', line: null, column: null, message: `at most ${MAX_TAGS} tags` });
-    }
-    if ((input.comment?.length ?? 0) > MAX_COMMENT) {
-      problems.push({
-        path: 'comment',
-        line: null,
-        column: null,
-        message: `at most ${MAX_COMMENT} characters`,
-      });
-    }
-    if (!parsed.ok || problems.length > 0) return { ok: false, problems };
-    const manifest = parsed.manifest;
-    const plan = planBuild(manifest);
-    const namespacePath = input.namespace ?? manifest.namespace;
-    let namespace: Namespace | null = null;
+    if (!owner) return { ok: false, problems: [problem('', 'sign in to submit builds')] };
+    const validated = this.validate(input);
+    if (!validated.ok) return validated;
+    const { submission } = validated;
+    const namespacePath = input.namespace ?? submission.manifest.namespace;
+    let namespace: { id: string } | null = null;
     if (namespacePath) {
       const resolved = await this.deps.namespaces.resolveForWrite(em, access, namespacePath, true);
       if (!resolved.ok) {
@@ -178,12 +165,70 @@ export class BuildService {
       }
       namespace = resolved.value;
     }
+    const build = await this.submit(em, { owner, namespace, cause: { kind: 'MANUAL' }, submission });
+    return { ok: true, build };
+  }
 
+  /** Every problem of a submit at once: the manifest's (with line and column), then tags and comment. */
+  validate(input: Pick<SubmitInput, 'manifest' | 'comment' | 'tags'>): Validated {
+    const parsed = parseManifest(input.manifest, { drivers: this.deps.drivers });
+    const problems: ManifestProblem[] = parsed.ok ? [] : [...parsed.problems];
+    const tags = [...new Set(input.tags ?? [])];
+    tags.forEach((tag, i) => {
+      if (!TAG.test(tag))
+        problems.push(problem(`tags[${i}]`, 'a tag is 1 to 128 letters, digits, or - _ . /'));
+    });
+    if (tags.length > MAX_TAGS) problems.push(problem('tags', `at most ${MAX_TAGS} tags`));
+    if ((input.comment?.length ?? 0) > MAX_COMMENT) {
+      problems.push(problem('comment', `at most ${MAX_COMMENT} characters`));
+    }
+    if (!parsed.ok || problems.length > 0) return { ok: false, problems };
+    const manifest = parsed.manifest;
+    return {
+      ok: true,
+      submission: {
+        text: input.manifest,
+        manifest,
+        plan: planBuild(manifest),
+        comment: input.comment ?? null,
+        tags,
+      },
+    };
+  }
+
+  /**
+   * Makes a build of a validated submission for `owner` in `namespace` (both already authorized by
+   * the caller) and sends it to the runners: compose, persist, publish.
+   */
+  async submit(
+    em: EntityManager,
+    request: {
+      owner: { id: string };
+      namespace: { id: string } | null;
+      cause: Cause;
+      submission: Submission;
+    },
+  ): Promise<Build> {
+    const composed = await this.compose(
+      em,
+      request.owner.id,
+      request.namespace?.id ?? null,
+      request.submission,
+    );
+    const build = await this.persist(em, request, composed);
+    this.publish(em, composed, build);
+    return build;
+  }
+
+  /** The job message and the rows of a new build, its secrets sealed for the outbox. */
+  private async compose(
+    em: EntityManager,
+    ownerId: string,
+    namespaceId: string | null,
+    { manifest, plan }: Submission,
+  ): Promise<Composed> {
     const buildId = randomUUID();
-    const now = new Date();
-    const ownerId = owner.id;
-    const namespaceId = namespace?.id ?? null;
-    const numberScope = namespace ? `namespace:${namespace.id}` : `user:${ownerId}`;
+    const at = new Date();
     const secrets = await buildSecrets(em, this.deps.secrets, ownerId, namespaceId);
     const objects = await this.deps.objects.forBuild(
       em,
@@ -195,72 +240,73 @@ export class BuildService {
     const token = issueBuildToken(
       this.deps.secrets,
       buildId,
-      new Date(now.getTime() + manifest.timeoutMs + BUILD_TOKEN_MARGIN_MS),
+      new Date(at.getTime() + manifest.timeoutMs + BUILD_TOKEN_MARGIN_MS),
     );
-    const stages: StageRow[] = [];
-    const jobs: JobRow[] = [];
-    const job: BuildJob = {
-      kind: 'build',
+    const job = toBuildJob(manifest, plan, {
       buildId,
       // Assigned by the statement that writes the build; it travels beside the sealed job.
       number: 0,
-      queue: manifest.queue,
-      driver: { ...manifest.driver.options, type: manifest.driver.type },
-      stages: plan.stages.map((planned, stageIndex) => {
-        const stage: StageRow = {
-          id: randomUUID(),
-          build_id: buildId,
-          position: stageIndex,
-          name: planned.name,
-          can_fail: planned.canFail,
-        };
-        stages.push(stage);
-        return {
-          name: planned.name,
-          canFail: planned.canFail,
-          jobs: planned.jobs.map((pj) => {
-            const row: JobRow = {
-              id: randomUUID(),
-              build_id: buildId,
-              stage_id: stage.id,
-              position: jobs.length,
-              name: pj.name,
-              stage_name: planned.name,
-              commands: pj.commands,
-              artifacts: pj.artifacts,
-            };
-            jobs.push(row);
-            return { id: row.id, name: pj.name, commands: pj.commands, artifacts: pj.artifacts };
-          }),
-        };
-      }),
-      variables: [
-        ...secrets.variables,
-        ...manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
-      ],
+      jobId: () => randomUUID(),
+      variables: secrets.variables,
       keys: secrets.keys,
-      timeoutMs: manifest.timeoutMs,
-      submittedAt: now.toISOString(),
+      submittedAt: at,
       objects: {
         apiUrl,
         token,
         items: manifest.objects.map(({ name, dest }) => {
           const found = objects.get(name);
-          return {
-            name,
-            dest,
-            url: found ? `${apiUrl}/runner/builds/${buildId}/objects/${found.id}` : null,
-          };
+          return { name, dest, url: found ? `${apiUrl}/runner/builds/${buildId}/objects/${found.id}` : null };
         }),
       },
       artifacts: { apiUrl, token, maxBytes: this.deps.artifactMaxBytes },
+    });
+    const stages: StageRow[] = [];
+    const jobs: JobRow[] = [];
+    job.stages.forEach((stage, position) => {
+      const stageId = randomUUID();
+      stages.push({ id: stageId, build_id: buildId, position, name: stage.name, can_fail: stage.canFail });
+      for (const planned of stage.jobs) {
+        jobs.push({
+          id: planned.id,
+          build_id: buildId,
+          stage_id: stageId,
+          position: jobs.length,
+          name: planned.name,
+          stage_name: stage.name,
+          commands: planned.commands,
+          artifacts: planned.artifacts,
+        });
+      }
+    });
+    return {
+      buildId,
+      job,
+      stages,
+      jobs,
+      sealed: this.deps.secrets.seal(JSON.stringify(job)),
+      outboxId: randomUUID(),
+      at,
     };
-    const outboxId = randomUUID();
-    const sealed = this.deps.secrets.seal(JSON.stringify(job));
-    // One statement numbers the build and writes it with its stages, jobs, tags and outbox row: it is
-    // atomic on its own, and one round trip instead of a transaction's ten keeps the submit, which
-    // every build waits for, short. Rows travel as JSON so any number of jobs fits one statement.
-    // created_at is read after the counter's row lock is taken, so a later number is a later build.
+  }
+
+  /**
+   * One statement numbers the build and writes it with its stages, jobs, tags and outbox row: it is
+   * atomic on its own, and one round trip instead of a transaction's ten keeps the submit, which
+   * every build waits for, short. Rows travel as JSON so any number of jobs fits one statement.
+   * created_at is read after the counter's row lock is taken, so a later number is a later build.
+   */
+  private async persist(
+    em: EntityManager,
+    request: {
+      owner: { id: string };
+      namespace: { id: string } | null;
+      cause: Cause;
+      submission: Submission;
+    },
+    composed: Composed,
+  ): Promise<Build> {
+    const { owner, namespace, cause, submission } = request;
+    const numberScope = namespace ? `namespace:${namespace.id}` : `user:${owner.id}`;
     const [row] = await em.execute<Record<string, unknown>[]>(
       `with counter as (
          insert into build_counters (scope, last_number) values (?, 1)
@@ -290,66 +336,57 @@ export class BuildService {
        select * from build`,
       [
         numberScope,
-        buildId,
-        ownerId,
-        namespaceId,
+        composed.buildId,
+        owner.id,
+        namespace?.id ?? null,
         numberScope,
-        input.manifest,
-        input.comment ?? null,
-        manifest.queue,
-        manifest.driver.type,
-        manifest.timeoutMs,
-        input.trigger?.kind ?? 'MANUAL',
-        JSON.stringify(input.trigger?.data ?? {}),
-        JSON.stringify(stages),
-        JSON.stringify(jobs),
-        buildId,
-        JSON.stringify(tags),
-        outboxId,
-        sealed,
-        now,
+        submission.text,
+        submission.comment,
+        submission.manifest.queue,
+        submission.manifest.driver.type,
+        submission.manifest.timeoutMs,
+        cause.kind,
+        JSON.stringify(cause.data ?? {}),
+        JSON.stringify(composed.stages),
+        JSON.stringify(composed.jobs),
+        composed.buildId,
+        JSON.stringify(submission.tags),
+        composed.outboxId,
+        composed.sealed,
+        composed.at,
       ],
     );
-    const build = em.map(BuildSchema, row!);
+    return em.map(BuildSchema, row!);
+  }
+
+  /**
+   * Announces the new build, then publishes its job. The caller need not wait for the broker: the
+   * build is committed, and the outbox sweeper publishes it should this publish fail.
+   */
+  private publish(em: EntityManager, composed: Composed, build: Build): void {
+    this.deps.state.submitted(
+      composed.buildId,
+      composed.jobs.map((j) => j.id),
+      composed.at,
+    );
     const message: OutboxMessage = {
-      id: outboxId,
+      id: composed.outboxId,
       kind: 'build',
-      payload: { sealed, number: build.number } satisfies SealedPayload,
-      createdAt: now,
+      payload: { sealed: composed.sealed, number: build.number } satisfies SealedPayload,
+      createdAt: composed.at,
       publishedAt: null,
     };
-    // Lists of builds (buildsUpdated) learn of it the way they learn of every change. Its state is
-    // known without a query, and announced before the job goes out, so no runner's news of it can
-    // overtake this one.
-    const queued: BuildUpdated = {
-      type: 'build.updated',
-      buildId,
-      status: 'QUEUED',
-      attempt: 0,
-      reason: null,
-      startedAt: null,
-      finishedAt: null,
-      jobs: jobs.map((j) => ({
-        jobId: j.id,
-        status: 'QUEUED',
-        exitCode: null,
-        startedAt: null,
-        finishedAt: null,
-      })),
-      at: now.toISOString(),
-    };
-    const warn = (err: unknown) =>
-      this.deps.logger.warn({ err, buildId }, 'bookkeeping after a submit failed');
-    this.deps.broker.publish('event', [queued]).catch(warn);
-    // The reply need not wait for the broker: the build is committed, and the outbox sweeper
-    // publishes it should this publish fail.
     const bookkeeping = em.fork();
     void (async () => {
       // The job as sealed, with its number: no need to open what was sealed a moment ago.
-      if (await this.publishJob(message, { ...job, number: build.number }))
-        await this.markPublished(bookkeeping, outboxId);
-    })().catch(warn);
-    return { ok: true, build };
+      if (await this.publishJob(message, { ...composed.job, number: build.number }))
+        await this.markPublished(bookkeeping, composed.outboxId);
+    })().catch((err: unknown) =>
+      this.deps.logger.warn(
+        { err, buildId: composed.buildId },
+        'publishing a new build failed; the sweeper will',
+      ),
+    );
   }
 
   /**
@@ -397,22 +434,7 @@ export class BuildService {
     const build = await em.findOne(BuildSchema, { id: buildId });
     if (!build) return null;
     if (isFinalBuild(build.status)) return build;
-    const conn = em;
-    const killedQueued = await conn.execute<{ id: string }[]>(
-      `update builds set status = 'KILLED', finished_at = now(), last_seq = 0, reason = 'killed before a runner took it'
-       where id = ? and status = 'QUEUED' and attempt = 0 returning id`,
-      [buildId],
-    );
-    if (killedQueued.length > 0) {
-      await conn.execute(
-        `update jobs set status = 'KILLED', finished_at = now() where build_id = ? and status = 'QUEUED'`,
-        [buildId],
-      );
-      await announce(this.deps.broker, em, [buildId]);
-    }
-    // Also when it was queued: a runner may have taken it a moment ago. The ingester kills any build
-    // that starts after it was killed, so this is only the fast path.
-    await this.deps.broker.publish('control', [{ type: 'kill', buildId }]);
+    await this.deps.state.killed(em, buildId);
     await em.refresh(build);
     return build;
   }
@@ -467,76 +489,6 @@ export class BuildService {
     );
     const byId = new Map(builds.map((b) => [b.id, b]));
     return rows.map((r) => byId.get(r.id)!).filter(Boolean);
-  }
-
-  async logAfter(
-    em: EntityManager,
-    buildId: string,
-    after: LogCursor | null,
-    limit: number,
-  ): Promise<StoredChunk[]> {
-    const rows = await em.execute<
-      { attempt: number; seq: number; job_id: string; first_line: number; content: string }[]
-    >(
-      `select attempt, seq, job_id, first_line, content from log_chunks
-       where build_id = ? and (attempt, seq) > (?, ?) order by attempt, seq limit ?`,
-      [buildId, after?.attempt ?? 0, after?.seq ?? 0, limit],
-    );
-    return rows.map((r) => ({
-      buildId,
-      attempt: r.attempt,
-      seq: r.seq,
-      jobId: r.job_id,
-      firstLine: r.first_line,
-      lines: r.content.split('\n'),
-    }));
-  }
-
-  /**
-   * `logAfter`, and the build's status, attempt and last chunk as they are just after that read:
-   * two statements in one round trip (every log subscription starts and ends with this).
-   */
-  async logAfterWithState(
-    em: EntityManager,
-    buildId: string,
-    after: LogCursor | null,
-    limit: number,
-  ): Promise<{
-    chunks: StoredChunk[];
-    build: { status: BuildStatus; attempt: number; lastSeq: number | null } | null;
-  }> {
-    const format = (sql: string, params: unknown[]) => em.getPlatform().formatQuery(sql, params);
-    const results = (await em.getKnex().raw(
-      [
-        format(
-          `select attempt, seq, job_id, first_line, content from log_chunks
-           where build_id = ? and (attempt, seq) > (?, ?) order by attempt, seq limit ?`,
-          [buildId, after?.attempt ?? 0, after?.seq ?? 0, limit],
-        ),
-        format('select status, attempt, last_seq from builds where id = ?', [buildId]),
-      ].join(';\n'),
-    )) as unknown as { rows: Record<string, unknown>[] }[];
-    const chunks = (
-      results[0]!.rows as {
-        attempt: number;
-        seq: number;
-        job_id: string;
-        first_line: number;
-        content: string;
-      }[]
-    ).map((r) => ({
-      buildId,
-      attempt: r.attempt,
-      seq: r.seq,
-      jobId: r.job_id,
-      firstLine: r.first_line,
-      lines: r.content.split('\n'),
-    }));
-    const [row] = results[1]!.rows as { status: BuildStatus; attempt: number; last_seq: number | null }[];
-    return {
-      chunks,
-      build: row ? { status: row.status, attempt: row.attempt, lastSeq: row.last_seq } : null,
-    };
   }
 
   stagesOf(em: EntityManager, buildIds: readonly string[]): Promise<Stage[]> {

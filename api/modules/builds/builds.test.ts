@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../../../test/testkit/app.ts';
+import { collect, startTestApp, type TestApp } from '../../../test/testkit/app.ts';
 import { available } from '../../../test/testkit/services.ts';
 
 const SUBMIT = `mutation ($input: SubmitBuildInput!) {
@@ -188,5 +188,36 @@ jobs:
     ]);
     const missing = await t.gql<{ killBuild: { __typename: string } }>(kill, { id: 'QnVpbGQ6bm9wZQ' });
     expect(missing.data!.killBuild.__typename).toBe('NotFoundError');
+  });
+
+  it('refuses an after cursor that is not one, on Build.log and buildLog, instead of replaying the log', async () => {
+    const result = await submit();
+    if (result.__typename !== 'SubmitBuildSuccess') throw new Error('submit failed');
+    const bad = ['garbage', Buffer.from('log:x:1').toString('base64url'), ''];
+    for (const after of bad) {
+      const read = await t.gql<{ build: unknown }>(
+        'query ($id: ID!, $after: String) { build(id: $id) { log(after: $after) { edges { cursor } } } }',
+        { id: result.build.id, after },
+      );
+      expect(read.errors?.[0]?.extensions?.code).toBe('BAD_CURSOR');
+      expect(read.errors?.[0]?.message).toContain('not a log cursor');
+    }
+    await t.listen();
+    const client = t.ws();
+    const sub = collect<unknown>(
+      client,
+      'subscription ($id: ID!, $after: String) { buildLog(buildId: $id, after: $after) { cursor } }',
+      { id: result.build.id, after: 'garbage' },
+    );
+    await sub.done;
+    expect(sub.items).toEqual([]);
+    expect(JSON.stringify(sub.errors)).toContain('not a log cursor');
+    // A real cursor still works: the empty log of a queued build reads back empty.
+    const good = await t.gql<{ build: { log: { edges: unknown[] } } }>(
+      'query ($id: ID!, $after: String) { build(id: $id) { log(after: $after) { edges { cursor } } } }',
+      { id: result.build.id, after: Buffer.from('log:1:5').toString('base64url') },
+    );
+    expect(good.errors).toBeUndefined();
+    expect(good.data!.build.log.edges).toEqual([]);
   });
 });

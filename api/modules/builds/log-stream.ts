@@ -15,7 +15,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
 import { isFinalBuild } from '../../../runner/contract/status.ts';
 import type { PubSub, PubSubEvent } from '../../events/pubsub.ts';
-import type { BuildService, LogCursor, StoredChunk } from './builds.service.ts';
+import { type LogCursor, logAfterWithState, type StoredChunk } from './build-log.ts';
 
 const PAGE = 500;
 /** How long to wait for a missing chunk to be stored before reading the database again. */
@@ -51,12 +51,11 @@ function sleep(ms: number): Promise<'timeout'> {
 export async function* streamLog(opts: {
   orm: MikroORM;
   pubsub: PubSub;
-  builds: BuildService;
   buildId: string;
   after: LogCursor | null;
   signal?: AbortSignal;
 }): AsyncGenerator<StoredChunk> {
-  const { orm, pubsub, builds, buildId } = opts;
+  const { orm, pubsub, buildId } = opts;
   const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal);
   const replayed = pubsub.recentLog(buildId);
   let cursor: LogCursor = opts.after ?? { attempt: 0, seq: 0 };
@@ -71,7 +70,7 @@ export async function* streamLog(opts: {
   });
   /** The stored chunks after `from` (a page), and once they are all read, the build's end if it has one. */
   const readStored = async (from: LogCursor): Promise<StoredRead> => {
-    const { chunks, build } = await builds.logAfterWithState(orm.em.fork(), buildId, from, PAGE);
+    const { chunks, build } = await logAfterWithState(orm.em.fork(), buildId, from, PAGE);
     if (chunks.length === PAGE) return { chunks, more: true, gone: false, last: null };
     if (!build) return { chunks, more: false, gone: true, last: null };
     const last =
