@@ -48,6 +48,7 @@ describe('executeBuild with the os driver', () => {
   ) {
     const events: RunnerEvent[] = [];
     const result = await executeBuild({
+      lease: 'test-lease',
       job,
       attempt: 1,
       driver: createOsDriver({ baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, workspaceDir: base }),

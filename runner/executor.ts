@@ -58,6 +58,10 @@ export interface Logger {
 export interface ExecuteBuildOptions {
   job: BuildJob;
   attempt: number;
+  /** This run's id, on every event: the api stores a run's events only while it holds the build. */
+  lease: string;
+  /** The runner published build.started itself (and waited for the api's go-ahead). */
+  announced?: boolean;
   driver: Driver;
   emit: (events: RunnerEvent[]) => Promise<void>;
   /** Aborted with a StopReason: `killed`, `timeout` or `shutdown` (anything else counts as `killed`). */
@@ -126,7 +130,7 @@ export class EmitError extends Error {
 export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBuildResult> {
   const { job, attempt, driver } = opts;
   const now = opts.now ?? (() => new Date());
-  const base = () => ({ buildId: job.buildId, attempt, at: now().toISOString() });
+  const base = () => ({ buildId: job.buildId, attempt, lease: opts.lease, at: now().toISOString() });
   const env = buildEnv(job);
   const keys = sshKeysSetup(job.keys ?? [], env);
   const masker = createMasker([
@@ -183,7 +187,8 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
 
   try {
     // The start is confirmed while the environment is made and the first job starts.
-    publish([{ type: 'build.started', runner: opts.runnerName, ...base() }]);
+    if (!opts.announced)
+      publish([{ type: 'build.started', runner: opts.runnerName, waiting: false, ...base() }]);
 
     try {
       session = await createSession(driver, job, env, stopper.signal, opts.createTimeoutMs);

@@ -160,6 +160,7 @@ export async function runOffline(
     const result = await executeBuild({
       job,
       attempt: 1,
+      lease: 'offline',
       driver,
       emit: async (events) => events.forEach(print),
       signal: controller.signal,

@@ -52,16 +52,28 @@ describe('runner with the in-process broker', () => {
     await broker.close();
   });
 
+  /** How the stand-in for the api answers a runner that waits for its go-ahead. */
+  let answer: (started: RunnerEventOf<'build.started'>) => 'go' | 'wait' | 'kill';
+
   async function setup(): Promise<void> {
     const created = createBroker({});
     if (!(created instanceof MemoryBroker)) throw new Error('expected the in-process broker');
     broker = created;
     await broker.start();
     events = [];
-    await broker.subscribe('event', (event) => events.push(event));
+    answer = () => 'go';
+    await broker.subscribe('event', (event) => {
+      events.push(event);
+      if (event.type === 'build.started' && event.waiting) {
+        void broker.publish('control', [{ type: answer(event), buildId: event.buildId, lease: event.lease }]);
+      }
+    });
   }
 
-  async function startRunner(name: string, opts: { drainTimeoutMs?: number; concurrency?: number } = {}) {
+  async function startRunner(
+    name: string,
+    opts: { drainTimeoutMs?: number; concurrency?: number; retryMs?: number } = {},
+  ) {
     const connection = broker.connect();
     const runner = createRunner({
       broker: connection,
@@ -72,6 +84,7 @@ describe('runner with the in-process broker', () => {
       logger: silent,
       heartbeatMs: 20,
       drainTimeoutMs: opts.drainTimeoutMs,
+      retryMs: opts.retryMs ?? 50,
     });
     await runner.start();
     runners.push(runner);
@@ -201,13 +214,74 @@ describe('runner with the in-process broker', () => {
     expect(first.readiness()).toEqual({ ready: false, running: 0 });
     expect(of('build.finished', job.buildId)).toEqual([]);
 
+    // The first run gave its lease up, so the next need not wait for it to lapse.
+    const [started] = of('build.started', job.buildId);
+    const released = await waitFor(() => of('build.released', job.buildId)[0]);
+    expect(released).toMatchObject({ lease: started?.lease, attempt: 1 });
+
     await startRunner('r2');
     const done = await finished(job.buildId);
     expect(done).toMatchObject({ status: 'PASSED', attempt: 2 });
-    expect(of('build.started', job.buildId).map((e) => [e.runner, e.attempt])).toEqual([
-      ['r1', 1],
-      ['r2', 2],
+    expect(of('build.started', job.buildId).map((e) => [e.runner, e.attempt, e.waiting])).toEqual([
+      ['r1', 1, false],
+      ['r2', 2, true],
     ]);
+  });
+
+  it('runs nothing of a redelivered build until the api says go, and asks again as a new run after a wait', async () => {
+    await setup();
+    const { runner: first } = await startRunner('r1');
+    const marker = join(dir, 'attempted-wait');
+    const job = build([
+      `if [ ! -e ${marker} ]; then touch ${marker}; echo waiting; sleep 1000; fi`,
+      'echo ran',
+    ]);
+    await broker.publish('build', [job]);
+    await logged(job.buildId, 'waiting');
+    await first.stop();
+
+    let asked = 0;
+    answer = () => (++asked < 3 ? 'wait' : 'go');
+    await startRunner('r2');
+    const done = await finished(job.buildId);
+    expect(done).toMatchObject({ status: 'PASSED', attempt: 2 });
+    const starts = of('build.started', job.buildId).filter((e) => e.runner === 'r2');
+    expect(starts).toHaveLength(3);
+    // Each try is a run of its own, and only the run the api let go reported anything.
+    expect(new Set(starts.map((e) => e.lease)).size).toBe(3);
+    const reporters = new Set(
+      events
+        .filter(
+          (e) => e.type !== 'build.started' && 'lease' in e && e.buildId === job.buildId && e.attempt === 2,
+        )
+        .map((e) => (e as { lease: string }).lease),
+    );
+    expect([...reporters]).toEqual([starts[2]!.lease]);
+  });
+
+  it('drops a redelivered build the api says is over, without running it', async () => {
+    await setup();
+    const { runner: first } = await startRunner('r1');
+    const marker = join(dir, 'attempted-over');
+    const job = build([
+      `if [ ! -e ${marker} ]; then touch ${marker}; echo waiting; sleep 1000; fi`,
+      'echo ran',
+    ]);
+    await broker.publish('build', [job]);
+    await logged(job.buildId, 'waiting');
+    await first.stop();
+
+    answer = () => 'kill';
+    const { runner: second } = await startRunner('r2');
+    await waitFor(() => of('build.started', job.buildId).some((e) => e.runner === 'r2'));
+    await waitFor(() => second.readiness().running === 0);
+    // Acked: a third runner gets nothing, and r2 ran nothing.
+    await startRunner('r3');
+    const probe = build(['echo probe']);
+    await broker.publish('build', [probe]);
+    await finished(probe.buildId);
+    expect(of('build.started', job.buildId).map((e) => e.runner)).toEqual(['r1', 'r2']);
+    expect(of('log.chunk', job.buildId).filter((e) => e.attempt === 2)).toEqual([]);
   });
 
   it('lets running builds finish on stop({ drain: true }) and takes no new ones', async () => {

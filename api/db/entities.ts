@@ -1,3 +1,4 @@
+import { DeadLetterSchema } from '../broker/dead-letter.entity.ts';
 import { OutboxMessageSchema } from '../broker/outbox.entity.ts';
 import { ArtifactSchema } from '../modules/artifacts/artifacts.entity.ts';
 import {
@@ -39,4 +40,5 @@ export const entities = [
   ArtifactSchema,
   RunnerSchema,
   OutboxMessageSchema,
+  DeadLetterSchema,
 ];

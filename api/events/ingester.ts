@@ -17,7 +17,13 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, DeadLetter, StoredDelivery } from '../../runner/contract/broker.ts';
 import { BuildJobSchema, type RunnerEvent, type RunnerEventOf } from '../../runner/contract/messages.ts';
-import { type BuildState, isStatusReport, type StatusReport } from '../modules/builds/build-state.ts';
+import {
+  type BuildState,
+  heldChunksSql,
+  isStatusReport,
+  renewalSql,
+  type StatusReport,
+} from '../modules/builds/build-state.ts';
 import type { PubSub } from './pubsub.ts';
 
 export interface IngesterDeps {
@@ -84,14 +90,16 @@ async function storeEvents(deps: IngesterDeps, deliveries: StoredDelivery<Runner
     for (const d of deliveries) await d.ack();
     return;
   }
-  // Status changes go with the batch's heartbeats and its log chunks (first, in the same message when
-  // they are small: written in, a few lines cost nothing to escape; else before) as one transaction.
-  const alongside: string[] = [];
+  // Status changes go first (a build.started gives the run whose chunks follow its lease), then the
+  // batch's heartbeats and its log chunks: in the same message, as one transaction, when the chunks
+  // are small (written in, a few lines cost nothing to escape), else right after.
+  const after: string[] = [];
+  for (const beat of beats.values()) after.push(...runnerSql(em, beat));
   const chunkBytes = chunks.reduce((sum, c) => sum + c.lines.reduce((n, l) => n + l.length + 1, 0), 0);
-  if (chunks.length > 0 && chunkBytes <= INLINE_CHUNK_BYTES) alongside.push(insertChunksSql(em, chunks));
-  else await insertChunks(em, chunks);
-  for (const beat of beats.values()) alongside.push(upsertRunnerSql(em, beat));
-  await deps.buildState.reported(em, reports, alongside);
+  const inline = chunks.length > 0 && chunkBytes <= INLINE_CHUNK_BYTES;
+  if (inline) after.push(insertChunksSql(em, chunks));
+  await deps.buildState.reported(em, reports, after);
+  if (!inline) await insertChunks(em, chunks);
   for (const d of deliveries) await d.ack();
 }
 
@@ -99,6 +107,7 @@ async function storeEvents(deps: IngesterDeps, deliveries: StoredDelivery<Runner
 const INLINE_CHUNK_BYTES = 16 * 1024;
 
 const CHUNK_COLUMNS = 'build_id, attempt, seq, job_id, first_line, line_count, content, created_at';
+const CHUNK_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 const chunkRow = (c: RunnerEventOf<'log.chunk'>) => [
   c.buildId,
@@ -109,32 +118,28 @@ const chunkRow = (c: RunnerEventOf<'log.chunk'>) => [
   c.lines.length,
   c.lines.join('\n'),
   c.at,
+  c.lease,
 ];
 
 /** The insert of a few small chunks as one statement with its values written in. */
 function insertChunksSql(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): string {
   const platform = em.getPlatform();
-  const rows = chunks.map((c) => platform.formatQuery('(?, ?, ?, ?, ?, ?, ?, ?)', chunkRow(c)));
-  return `insert into log_chunks (${CHUNK_COLUMNS}) values ${rows.join(', ')} on conflict do nothing`;
+  const rows = chunks.map((c) => platform.formatQuery(CHUNK_ROW, chunkRow(c)));
+  return heldChunksSql(CHUNK_COLUMNS, rows.join(', '));
 }
 
 async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'>[]): Promise<void> {
-  // Postgres takes at most 65535 parameters a statement: 8 a row.
+  // Postgres takes at most 65535 parameters a statement: 9 a row.
   for (let i = 0; i < chunks.length; i += 4000) {
     const slice = chunks.slice(i, i + 4000);
     const params: (string | number)[] = [];
     const rows = slice.map((c) => {
       params.push(...chunkRow(c));
-      return '(?, ?, ?, ?, ?, ?, ?, ?)';
+      return CHUNK_ROW;
     });
     // Through knex with bound parameters, not em.execute: MikroORM inlines parameters as escaped
     // literals, and for 64 KiB chunks escaping and PostgreSQL parsing them cost 5x the insert.
-    const query = em
-      .getKnex()
-      .raw(
-        `insert into log_chunks (${CHUNK_COLUMNS}) values ${rows.join(', ')} on conflict do nothing`,
-        params,
-      );
+    const query = em.getKnex().raw(heldChunksSql(CHUNK_COLUMNS, rows.join(', ')), params);
     const transaction = em.getTransactionContext();
     if (transaction) query.transacting(transaction);
     await query;
@@ -142,7 +147,13 @@ async function insertChunks(em: EntityManager, chunks: RunnerEventOf<'log.chunk'
 }
 
 async function upsertRunners(em: EntityManager, beats: RunnerEventOf<'runner.heartbeat'>[]): Promise<void> {
-  for (const b of beats) await em.execute(upsertRunnerSql(em, b));
+  for (const b of beats) for (const statement of runnerSql(em, b)) await em.execute(statement);
+}
+
+/** A heartbeat's runner row, and the renewal of the leases of the builds it runs. */
+function runnerSql(em: EntityManager, b: RunnerEventOf<'runner.heartbeat'>): string[] {
+  const renewal = renewalSql(em, b);
+  return renewal ? [upsertRunnerSql(em, b), renewal] : [upsertRunnerSql(em, b)];
 }
 
 function upsertRunnerSql(em: EntityManager, b: RunnerEventOf<'runner.heartbeat'>): string {

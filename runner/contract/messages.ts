@@ -108,10 +108,47 @@ export const BuildJobSchema = z.object({
 });
 export type BuildJob = z.infer<typeof BuildJobSchema>;
 
-const base = { buildId: z.string(), attempt: z.number().int().min(1), at: z.string() };
+/**
+ * Every report about one build names the run it comes from: `lease` is a fresh id for each run of a
+ * delivery. The api stores a run's reports only while that run holds the build (see LEASE_MS), so a
+ * second run of the same build (a redelivery after a broker restart, a duplicate publish) can never
+ * mix its log or statuses into the run that holds it.
+ */
+const base = {
+  buildId: z.string(),
+  attempt: z.number().int().min(1),
+  lease: z.string().min(1).max(64),
+  at: z.string(),
+};
 
-/** The runner took the build (attempt N). Resets the jobs of any earlier attempt. */
-export const BuildStartedSchema = z.object({ type: z.literal('build.started'), runner: z.string(), ...base });
+/**
+ * How long a run holds its build after it was last heard of (its start, a heartbeat listing it). A
+ * runner whose build.started is answered `wait` retries until the holder finishes, releases it, or
+ * falls silent this long (it died). Runners' heartbeats must come well within it.
+ */
+export const LEASE_MS = 15_000;
+
+/**
+ * The runner took the build (attempt N) in run `lease`. The api accepts it when nobody holds the build,
+ * and it then resets the jobs of any earlier attempt; otherwise it answers with a control message
+ * (`wait` while another run holds it, `kill` when the build is over or the report is stale).
+ */
+export const BuildStartedSchema = z.object({
+  type: z.literal('build.started'),
+  runner: z.string(),
+  /**
+   * The runner runs nothing until the api answers (`go`, `wait` or `kill`): a redelivery, or a run
+   * told to wait before, may find the build held or over. A first delivery starts at once.
+   */
+  waiting: z.boolean().default(false),
+  ...base,
+});
+
+/**
+ * The run gives the build up without finishing it (the runner shuts down, or it was told to wait):
+ * its lease ends at once, so the next run need not wait for it to lapse.
+ */
+export const BuildReleasedSchema = z.object({ type: z.literal('build.released'), ...base });
 
 export const JobStartedSchema = z.object({ type: z.literal('job.started'), jobId: z.string(), ...base });
 
@@ -156,7 +193,10 @@ export const RunnerHeartbeatSchema = z.object({
   runner: z.string(),
   queues: z.array(z.string()),
   concurrency: z.number().int(),
-  running: z.array(z.object({ buildId: z.string(), attempt: z.number().int() })),
+  /** The runs going on: each one's lease is renewed by the heartbeat. */
+  running: z.array(
+    z.object({ buildId: z.string(), attempt: z.number().int(), lease: z.string().optional() }),
+  ),
   at: z.string(),
 });
 
@@ -170,6 +210,8 @@ export const BuildUpdatedSchema = z.object({
   buildId: z.string(),
   status: BuildStatusSchema,
   attempt: z.number().int(),
+  /** The run that holds the build now (null while queued and once released). */
+  lease: z.string().nullable().default(null),
   reason: z.string().nullable(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -193,6 +235,7 @@ export type BuildUpdated = z.infer<typeof BuildUpdatedSchema>;
  */
 export const STORED_EVENT_TYPES = [
   'build.started',
+  'build.released',
   'job.started',
   'log.chunk',
   'job.finished',
@@ -203,6 +246,7 @@ export const STORED_EVENT_TYPES = [
 export const RunnerEventSchema = z.discriminatedUnion('type', [
   BuildUpdatedSchema,
   BuildStartedSchema,
+  BuildReleasedSchema,
   JobStartedSchema,
   LogChunkSchema,
   JobFinishedSchema,
@@ -212,9 +256,18 @@ export const RunnerEventSchema = z.discriminatedUnion('type', [
 export type RunnerEvent = z.infer<typeof RunnerEventSchema>;
 export type RunnerEventOf<T extends RunnerEvent['type']> = Extract<RunnerEvent, { type: T }>;
 
-/** Published to `<prefix>.control` with routing key `build.<buildId>`. */
-export const ControlMessageSchema = z.object({
-  type: z.literal('kill'),
-  buildId: z.string(),
-});
+/**
+ * Published to `<prefix>.control` with routing key `build.<buildId>`, heard by every runner:
+ * - `kill`: stop the build (someone killed it; or, with `lease`, only that run: the build is over or
+ *   that run's report was stale). A runner holding a delivery of the build it does not run any more
+ *   acks it: the build is settled.
+ * - `wait`: the run `lease` started while another run holds the build. It stops without reporting,
+ *   keeps its delivery, and starts again later as a new run.
+ * - `go`: the run `lease`, waiting (build.started with `waiting`), holds the build: run it.
+ */
+export const ControlMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('kill'), buildId: z.string(), lease: z.string().optional() }),
+  z.object({ type: z.literal('wait'), buildId: z.string(), lease: z.string() }),
+  z.object({ type: z.literal('go'), buildId: z.string(), lease: z.string() }),
+]);
 export type ControlMessage = z.infer<typeof ControlMessageSchema>;

@@ -13,12 +13,23 @@
  * - A job goes QUEUED → RUNNING → final, each job on its own (its own attempt and status), so the jobs
  *   of one build could be reported by several runners; the build's final status is the runner's,
  *   which is the worst of its jobs' (`buildStatusOfJob`, `worstBuildStatus`).
- * - A runner that starts a build that already ended (killed while queued) is told to stop.
+ * - One run holds a build at a time: its lease (an id the runner makes per run) is taken by its
+ *   build.started and renewed by its heartbeats. Only the holder's reports change the build or its
+ *   log. Another run's start is accepted once the holder's lease lapsed (LEASE_MS without news: its
+ *   runner died) or was released (its runner handed the build back), and only for a later attempt;
+ *   until then it is told to `wait` and try again. A run that starts a build that is over, or
+ *   reports an attempt already run, is told to stop (`kill` with its lease).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Broker } from '../../../runner/contract/broker.ts';
-import type { BuildUpdated, RunnerEvent, RunnerEventOf } from '../../../runner/contract/messages.ts';
+import {
+  type BuildUpdated,
+  type ControlMessage,
+  LEASE_MS,
+  type RunnerEvent,
+  type RunnerEventOf,
+} from '../../../runner/contract/messages.ts';
 import {
   BUILD_STATUSES,
   type BuildStatus,
@@ -33,19 +44,21 @@ const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${v}'`).j
 const LIVE = sqlList(BUILD_STATUSES.filter((status) => !isFinalBuild(status)));
 const LIVE_JOB = sqlList(JOB_STATUSES.filter((status) => !isFinalJob(status)));
 
-/**
- * A job report of attempt N counts while the build is live and not yet at a later attempt, or when
- * the build was finished by attempt N itself (its build.finished overtook the job's last report).
- */
-const CURRENT_ATTEMPT = `exists (select 1 from builds b where b.id = jobs.build_id
-  and (b.attempt = ? or (b.attempt < ? and b.status in ${LIVE})))`;
+/** A report counts only from the run that holds its build. */
+const HELD_BY = (alias: string) =>
+  `exists (select 1 from builds b where b.id = ${alias}.build_id and b.lease = ?)`;
+/** A lease is alive while its holder was heard of within LEASE_MS. */
+const LEASE_ALIVE = `lease_seen_at > now() - interval '${LEASE_MS} milliseconds'`;
 
 /** What a runner reports that changes a status. */
-export type StatusReport = RunnerEventOf<'build.started' | 'job.started' | 'job.finished' | 'build.finished'>;
+export type StatusReport = RunnerEventOf<
+  'build.started' | 'build.released' | 'job.started' | 'job.finished' | 'build.finished'
+>;
 
 export function isStatusReport(event: RunnerEvent): event is StatusReport {
   switch (event.type) {
     case 'build.started':
+    case 'build.released':
     case 'job.started':
     case 'job.finished':
     case 'build.finished':
@@ -73,12 +86,19 @@ function statusOfEnding(ending: ApiEnding): BuildStatus {
   }
 }
 
-/** What a status statement returns: rows changed, and for build.started whether the build had ended. */
-type OutcomeRow = { changed: number | string; ended_before?: boolean | null };
+/**
+ * What a status statement returns: rows changed, and for build.started the verdict on the run:
+ * `accepted` (it holds the build now), `same` (it held it already: a repeated report), `wait`
+ * (another run holds it), `stale` (an attempt already run), `ended` (the build is over).
+ */
+type OutcomeRow = {
+  changed: number | string;
+  verdict?: 'accepted' | 'same' | 'wait' | 'stale' | 'ended' | null;
+};
 type Result = { rows: unknown[] };
 
 /** A build and its jobs (as JSON, in order), for a BuildUpdated. */
-const SNAPSHOT_SQL = `select b.status, b.attempt, b.reason, b.started_at, b.finished_at,
+const SNAPSHOT_SQL = `select b.status, b.attempt, b.lease, b.reason, b.started_at, b.finished_at,
     coalesce((select json_agg(json_build_object('id', j.id, 'status', j.status, 'exit_code', j.exit_code,
         'started_at', j.started_at, 'finished_at', j.finished_at) order by j.position)
       from jobs j where j.build_id = b.id), '[]') as jobs
@@ -87,6 +107,7 @@ const SNAPSHOT_SQL = `select b.status, b.attempt, b.reason, b.started_at, b.fini
 interface SnapshotRow {
   status: BuildStatus;
   attempt: number;
+  lease: string | null;
   reason: string | null;
   started_at: Date | string | null;
   finished_at: Date | string | null;
@@ -112,6 +133,7 @@ export class BuildState {
       buildId,
       status: 'QUEUED',
       attempt: 0,
+      lease: null,
       reason: null,
       startedAt: null,
       finishedAt: null,
@@ -130,39 +152,38 @@ export class BuildState {
   }
 
   /**
-   * Runners' reports, in the order they were published, applied with `alongside` (statements the
-   * caller needs in the same transaction, e.g. log chunks) as one message: PostgreSQL runs a message
-   * of several statements as one transaction, so it is all or nothing, in one round trip. Then every
-   * change is announced, and the runner of a build that ended before it started is told to stop.
+   * Runners' reports, in the order they were published, applied with `then` (statements the caller
+   * needs in the same transaction after them, e.g. log chunks, which are kept only for the run a
+   * report may just have let hold the build) as one message: PostgreSQL runs a message of several
+   * statements as one transaction, so it is all or nothing, in one round trip. Then every change is
+   * announced, and each run that reported its start gets its answer.
    */
-  async reported(em: EntityManager, reports: readonly StatusReport[], alongside: readonly string[]) {
-    const statements = [...alongside];
+  async reported(em: EntityManager, reports: readonly StatusReport[], then: readonly string[]) {
+    const statements: string[] = [];
     const applied: { report: StatusReport; at: number }[] = [];
     for (const report of reports) {
       applied.push({ report, at: statements.length });
       statements.push(statusSql(em, report), em.getPlatform().formatQuery(SNAPSHOT_SQL, [report.buildId]));
     }
+    statements.push(...then);
     if (statements.length === 0) return;
     const results = (await em.getKnex().raw(statements.join(';\n'))) as unknown as Result[] | Result;
     const all = Array.isArray(results) ? results : [results];
     const updates: BuildUpdated[] = [];
-    const toStop = new Set<string>();
+    const answers: ControlMessage[] = [];
     for (const { report, at } of applied) {
       const [outcome] = all[at]!.rows as OutcomeRow[];
       const [state] = all[at + 1]!.rows as SnapshotRow[];
-      if (outcome && Number(outcome.changed) > 0) {
+      if (outcome && Number(outcome.changed) > 0 && report.type !== 'build.released') {
         if (state) updates.push(snapshotOf(report.buildId, state));
-      } else if (report.type === 'build.started' && outcome?.ended_before) {
-        toStop.add(report.buildId);
+      }
+      if (report.type === 'build.started') {
+        const answer = answerTo(report, outcome?.verdict ?? 'ended');
+        if (answer) answers.push(answer);
       }
     }
-    if (toStop.size > 0) {
-      await this.deps.broker.publish(
-        'control',
-        [...toStop].map((buildId) => ({ type: 'kill' as const, buildId })),
-      );
-    }
     if (updates.length > 0) await this.deps.broker.publish('event', updates);
+    if (answers.length > 0) await this.deps.broker.publish('control', answers);
   }
 
   /**
@@ -223,22 +244,72 @@ export class BuildState {
 }
 
 /**
- * One statement applying a report, forward only: it changes nothing when the report is older than
- * what is stored (a redelivery, an earlier attempt). It returns `changed` (rows updated), and for
- * build.started `ended_before`: the build ended before this attempt started (killed while queued).
+ * The answer a run gets to its build.started: none when it holds the build (or a runner waiting for
+ * a go ahead asked: `go`), `wait` while another run holds it, `kill` of that run when the build is
+ * over or its attempt was run already.
+ */
+function answerTo(report: RunnerEventOf<'build.started'>, verdict: NonNullable<OutcomeRow['verdict']>) {
+  const { buildId, lease } = report;
+  switch (verdict) {
+    case 'accepted':
+    case 'same':
+      return report.waiting ? ({ type: 'go', buildId, lease } as const) : null;
+    case 'wait':
+      return { type: 'wait', buildId, lease } as const;
+    case 'stale':
+    case 'ended':
+      return { type: 'kill', buildId, lease } as const;
+  }
+}
+
+/** Statements renewing the leases a runner's heartbeat lists as running. */
+export function renewalSql(em: EntityManager, beat: RunnerEventOf<'runner.heartbeat'>): string | null {
+  const held = beat.running.filter((run) => run.lease !== undefined);
+  if (held.length === 0) return null;
+  return em.getPlatform().formatQuery(
+    `update builds set lease_seen_at = now()
+     where (id::text, lease) in (select * from jsonb_to_recordset(?::jsonb) as r(id text, lease text))
+       and status in ${LIVE}`,
+    [JSON.stringify(held.map((run) => ({ id: run.buildId, lease: run.lease })))],
+  );
+}
+
+/**
+ * The insert of log chunks that keeps only those of the run holding their build: `rows` are
+ * (build_id, attempt, seq, job_id, first_line, line_count, content, created_at, lease) placeholders
+ * or literals.
+ */
+export function heldChunksSql(columns: string, rows: string): string {
+  return `insert into log_chunks (${columns})
+    select v.build_id::uuid, v.attempt::int, v.seq::int, v.job_id::uuid, v.first_line::int, v.line_count::int,
+      v.content, v.created_at::timestamptz
+    from (values ${rows}) as v(build_id, attempt, seq, job_id, first_line, line_count, content, created_at, lease)
+    where exists (select 1 from builds b where b.id = v.build_id::uuid and b.lease = v.lease)
+    on conflict do nothing`;
+}
+
+/**
+ * One statement applying a report, forward only and only from the run holding the build: it
+ * changes nothing when the report is older than what is stored (a redelivery, an earlier attempt)
+ * or comes from another run. It returns `changed` (rows updated), and for build.started `verdict`.
  */
 function statusSql(em: EntityManager, report: StatusReport): string {
   const sql = (text: string, params: unknown[]) => em.getPlatform().formatQuery(text, params);
   switch (report.type) {
     case 'build.started': {
-      const a = report.attempt;
-      // A later attempt: the earlier runner was lost. Its jobs start over, and the build is tagged
+      const { attempt: a, lease, buildId } = report;
+      // Taken when nobody holds the build, or for a later attempt once the holder's lease is gone. A
+      // later attempt means the earlier run was lost: its jobs start over, and the build is tagged
       // orphaned (Djinn's word for a build run again after its runner was lost).
       return sql(
-        `with prior as (select status, attempt from builds where id = ?),
+        `with prior as (
+           select status, attempt, lease, coalesce(${LEASE_ALIVE}, false) as alive from builds where id = ?),
          updated as (
-           update builds set attempt = ?, status = 'RUNNING', runner = ?, started_at = ?
-           where id = ? and attempt < ? and status in ${LIVE} returning id),
+           update builds set attempt = ?, status = 'RUNNING', runner = ?, lease = ?, lease_seen_at = now(),
+             started_at = ?
+           where id = ? and status in ${LIVE}
+             and (lease is null or (lease <> ? and not coalesce(${LEASE_ALIVE}, false) and attempt < ?))
+           returning id),
          reset as (
            update jobs set status = 'QUEUED', attempt = ?, exit_code = null, started_at = null, finished_at = null
            where build_id in (select id from updated) and attempt < ?),
@@ -246,20 +317,32 @@ function statusSql(em: EntityManager, report: StatusReport): string {
            insert into build_tags (build_id, name) select id, 'orphaned' from updated where ? > 1
            on conflict do nothing)
          select (select count(*) from updated) as changed,
-           (select status not in ${LIVE} and attempt < ? from prior) as ended_before`,
-        [report.buildId, a, report.runner, report.at, report.buildId, a, a, a, a, a],
+           case when (select count(*) from updated) > 0 then 'accepted'
+             when status not in ${LIVE} then 'ended'
+             when lease = ? then 'same'
+             when attempt >= ? then 'stale'
+             else 'wait' end as verdict
+         from prior`,
+        [buildId, a, report.runner, lease, report.at, buildId, lease, a, a, a, a, lease, a],
       );
     }
+    case 'build.released':
+      return sql(
+        `with updated as (
+           update builds set lease_seen_at = null where id = ? and lease = ? and status in ${LIVE} returning id)
+         select count(*) as changed from updated`,
+        [report.buildId, report.lease],
+      );
     case 'job.started': {
       const a = report.attempt;
       return sql(
         `with updated as (
            update jobs set status = 'RUNNING', attempt = ?, started_at = ?, finished_at = null, exit_code = null
            where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status = 'QUEUED'))
-             and ${CURRENT_ATTEMPT}
+             and ${HELD_BY('jobs')}
            returning id)
          select count(*) as changed from updated`,
-        [a, report.at, report.jobId, report.buildId, a, a, a, a],
+        [a, report.at, report.jobId, report.buildId, a, a, report.lease],
       );
     }
     case 'job.finished': {
@@ -269,7 +352,7 @@ function statusSql(em: EntityManager, report: StatusReport): string {
            update jobs set status = ?, attempt = ?, exit_code = ?, finished_at = ?,
              started_at = case when ? = 'SKIPPED' then null else coalesce(started_at, ?) end
            where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status in ${LIVE_JOB}))
-             and ${CURRENT_ATTEMPT}
+             and ${HELD_BY('jobs')}
            returning id)
          select count(*) as changed from updated`,
         [
@@ -283,8 +366,7 @@ function statusSql(em: EntityManager, report: StatusReport): string {
           report.buildId,
           a,
           a,
-          a,
-          a,
+          report.lease,
         ],
       );
     }
@@ -293,7 +375,7 @@ function statusSql(em: EntityManager, report: StatusReport): string {
         `with updated as (
            update builds set status = ?, attempt = ?, last_seq = ?, reason = ?, finished_at = ?,
              started_at = coalesce(started_at, ?)
-           where id = ? and attempt <= ? and status in ${LIVE} returning id, attempt),
+           where id = ? and lease = ? and status in ${LIVE} returning id, attempt),
          orphaned as (
            insert into build_tags (build_id, name) select id, 'orphaned' from updated where attempt > 1
            on conflict do nothing)
@@ -306,7 +388,7 @@ function statusSql(em: EntityManager, report: StatusReport): string {
           report.at,
           report.at,
           report.buildId,
-          report.attempt,
+          report.lease,
         ],
       );
   }
@@ -319,6 +401,7 @@ function snapshotOf(buildId: string, row: SnapshotRow): BuildUpdated {
     buildId,
     status: row.status,
     attempt: row.attempt,
+    lease: row.lease,
     reason: row.reason,
     startedAt: iso(row.started_at),
     finishedAt: iso(row.finished_at),

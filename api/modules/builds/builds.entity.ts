@@ -23,6 +23,14 @@ export interface Build {
   /** The attempt the runner reported last; 0 until a runner takes the build. */
   attempt: number;
   runner: string | null;
+  /**
+   * The run that holds the build: a runner's id for one run of one delivery. Only reports carrying
+   * it change the build or its log; another run is accepted once this one's lease has lapsed
+   * (`leaseSeenAt` older than LEASE_MS) or was released.
+   */
+  lease: string | null;
+  /** When the holder of `lease` was last heard of (its start, its heartbeats); null once released. */
+  leaseSeenAt: Date | null;
   /** Seq of the last log chunk of `attempt`, known once the build is finished. */
   lastSeq: number | null;
   /** Why the build ended the way it did, when that is not a job's exit code. */
@@ -61,6 +69,8 @@ export const BuildSchema = new EntitySchema<Build>({
     timeoutMs: { type: 'integer' },
     attempt: { type: 'integer', default: 0 },
     runner: { type: 'string', length: 255, nullable: true },
+    lease: { type: 'string', length: 64, nullable: true },
+    leaseSeenAt: { type: 'datetime', nullable: true },
     lastSeq: { type: 'integer', nullable: true },
     reason: { type: 'text', nullable: true },
     triggerKind: { type: 'string', length: 16 },

@@ -110,6 +110,7 @@ describe('docker settings', () => {
     ]);
     const events: RunnerEvent[] = [];
     const result = await executeBuild({
+      lease: 'test-lease',
       job: buildJob('any', [{ name: 's', jobs: { a: ['true'] } }]),
       attempt: 1,
       driver: unavailableDriver('docker', reasons[0]),
@@ -152,6 +153,7 @@ describe.runIf(available('docker'))('docker driver', () => {
   ) {
     const events: RunnerEvent[] = [];
     const result = await executeBuild({
+      lease: 'test-lease',
       job,
       attempt: 1,
       driver,
