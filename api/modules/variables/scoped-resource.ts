@@ -13,7 +13,13 @@ import { localId } from '../../global-id.ts';
 import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
 import type { User } from '../users/users.entity.ts';
 import { UserRef } from '../users/users.schema.ts';
-import { type Outcome, resolveSecretScope, type SecretScope, secretAccess } from './variables.service.ts';
+import {
+  type Outcome,
+  resolveSecretScope,
+  type ScopeIds,
+  type SecretScope,
+  secretAccess,
+} from './scoped-resource.service.ts';
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
@@ -74,7 +80,7 @@ export function addScopedListFields<Item>(options: {
   resource: ScopedResource;
   namespaceDescription: string;
   userDescription: string;
-  list: (ctx: Context, scope: { ownerId: string; namespaceId: string | null }) => Promise<Item[]>;
+  list: (ctx: Context, scope: ScopeIds) => Promise<Item[]>;
 }): void {
   const { field, type, resource, list } = options;
   builder.objectField(NamespaceRef, field, (t) =>
