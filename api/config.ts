@@ -1,9 +1,11 @@
 /**
  * The `serve` process's configuration: the environment, parsed once with zod. Nothing else in api/
- * reads process.env. Every variable has a default that works on one machine.
+ * reads process.env. Every variable has a default that works on one machine. The broker's settings and
+ * the log level are read as by the runner (runner/contract/settings.ts).
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { sharedSettings } from '../runner/contract/settings.ts';
 
 const csv = z.string().transform((s) =>
   s
@@ -13,20 +15,14 @@ const csv = z.string().transform((s) =>
 );
 
 const ApiConfigSchema = z.object({
+  ...sharedSettings,
   KILN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   KILN_HOST: z.string().default('127.0.0.1'),
   KILN_DATA_DIR: z.string().default('./.kiln'),
   KILN_DATABASE_URL: z.string().default(''),
-  KILN_AMQP_URL: z.string().default(''),
-  KILN_BROKER_PREFIX: z
-    .string()
-    .regex(/^[a-zA-Z0-9._-]+$/, 'letters, digits, dot, dash and underscore only')
-    .default('kiln'),
   KILN_BOOTSTRAP_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   KILN_PUBLIC_URL: z.string().url().optional(),
   KILN_DRIVERS: csv.default(['os', 'docker']),
-  KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  KILN_DELIVERY_LIMIT: z.coerce.number().int().min(1).max(100).default(5),
   KILN_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   KILN_SIGNUP: z.enum(['true', 'false']).default('true'),
   KILN_RATE_LIMIT: z.coerce.number().int().min(0).default(1200),
@@ -92,7 +88,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       host: e.KILN_HOST,
       dataDir: path.resolve(e.KILN_DATA_DIR),
       databaseUrl: e.KILN_DATABASE_URL,
-      amqpUrl: e.KILN_AMQP_URL,
+      amqpUrl: e.KILN_AMQP_URL ?? '',
       brokerPrefix: e.KILN_BROKER_PREFIX,
       bootstrapToken: e.KILN_BOOTSTRAP_TOKEN,
       publicUrl: e.KILN_PUBLIC_URL,

@@ -9,9 +9,6 @@
  * | KILN_RUNNER_CONCURRENCY | available parallelism | builds run at once |
  * | KILN_RUNNER_DRAIN_SECONDS | 30 | on SIGTERM, how long running builds may finish before they are handed back |
  * | KILN_DRIVERS | `os,docker` | driver types this runner offers (docker only when its engine answers) |
- * | KILN_BROKER_PREFIX | `kiln` | prefix of every exchange and queue |
- * | KILN_DELIVERY_LIMIT | 5 | deliveries of a build before it is dead-lettered; the same on every process |
- * | KILN_LOG_LEVEL | `info` | pino level |
  * | KILN_WORKSPACE_DIR | the system's temporary directory | where the os driver makes workspaces |
  * | KILN_DOCKER_HOST | DOCKER_HOST, else `unix:///var/run/docker.sock` | the docker driver's engine: `unix:///path`, `/path` or `tcp://host:port` |
  * | KILN_DOCKER_MEMORY | `2g` | memory limit of each job container (`b`, `k`, `m`, `g` suffixes; 0: none) |
@@ -19,12 +16,16 @@
  * | KILN_DOCKER_PIDS | 1024 | processes each job container may have (0: no limit) |
  * | KILN_DOCKER_PULL_SECONDS | 240 | how long pulling a missing image may take before the build fails |
  *
+ * KILN_AMQP_URL, KILN_BROKER_PREFIX, KILN_DELIVERY_LIMIT and KILN_LOG_LEVEL are read as by `kiln serve`
+ * (contract/settings.ts).
+ *
  * Jobs of the os driver inherit only PATH and LANG from the runner's environment (`baseEnv`); each build
  * gets its own HOME next to its workspace.
  */
 import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { blankToUndefined, sharedSettings } from './contract/settings.ts';
 import type { DockerSettings } from './drivers/docker/docker-driver.ts';
 import { DRIVER_TYPES } from './manifest/types.ts';
 
@@ -48,15 +49,7 @@ export interface RunnerConfig {
 
 export type RunnerConfigResult = { ok: true; config: RunnerConfig } | { ok: false; problems: string[] };
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-const blankToUndefined = (value: unknown) =>
-  typeof value === 'string' && value.trim() === ''
-    ? undefined
-    : typeof value === 'string'
-      ? value.trim()
-      : value;
 
 const list = (name: string, fallback: string) =>
   z.preprocess(
@@ -106,13 +99,7 @@ const dockerSchema = z.object({
 });
 
 const schema = dockerSchema.extend({
-  KILN_AMQP_URL: z.preprocess(
-    blankToUndefined,
-    z
-      .string()
-      .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
-      .optional(),
-  ),
+  ...sharedSettings,
   KILN_RUNNER_NAME: z.preprocess(
     blankToUndefined,
     z.string().max(200).default(`${hostname()}-${process.pid}`),
@@ -127,15 +114,6 @@ const schema = dockerSchema.extend({
     (drivers) => drivers.every((d) => d === '' || (DRIVER_TYPES as readonly string[]).includes(d)),
     `driver types are ${DRIVER_TYPES.join(', ')}`,
   ),
-  KILN_BROKER_PREFIX: z.preprocess(
-    blankToUndefined,
-    z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, `_`, `.` and `-` only')
-      .default('kiln'),
-  ),
-  KILN_LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
-  KILN_DELIVERY_LIMIT: z.preprocess(blankToUndefined, z.coerce.number().int().min(1).max(100).default(5)),
   KILN_WORKSPACE_DIR: z.preprocess(blankToUndefined, z.string().default(tmpdir())),
 });
 

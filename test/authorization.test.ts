@@ -234,6 +234,10 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       },
       expect: { ...members, anonymous: 'unauthenticated' },
     },
+    'Query.scopes': {
+      run: async (who) => judge('scopes', await gql(who, '{ scopes { name description } }')),
+      expect: everyone('ok'),
+    },
     'Mutation.signUp': {
       run: async (who) =>
         judge(

@@ -26,7 +26,7 @@ import type { Context } from '../../context.ts';
 import { type Download, serveBlob } from '../../files/serve-blob.ts';
 import { BuildSchema } from '../builds/builds.entity.ts';
 import type { ObjectService } from '../objects/objects.service.ts';
-import { secretAccess } from '../variables/variables.service.ts';
+import { secretAccess } from '../variables/scoped-resource.service.ts';
 import type { ArtifactService } from './artifacts.service.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

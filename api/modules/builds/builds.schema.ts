@@ -1,4 +1,5 @@
 import { createContextCache } from '@pothos/core';
+import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import DataLoader from 'dataloader';
 import { createGraphQLError } from 'graphql-yoga';
 import type { BuildUpdated } from '../../../runner/contract/messages.ts';
@@ -216,20 +217,12 @@ BuildRef.implement({
         after: t.arg.string(),
         first: t.arg.int({ description: 'At most 1000; default 100.' }),
       },
-      resolve: async (b, args, ctx) => {
-        const first = Math.min(Math.max(args.first ?? 100, 0), 1000);
-        const chunks = await logAfter(ctx.em, b.id, cursorOrThrow(decodeLogCursor(args.after)), first + 1);
-        const page = chunks.slice(0, first);
-        const edges = page.map((node) => ({ cursor: encodeLogCursor(node), node }));
-        return {
-          edges,
-          pageInfo: {
-            hasNextPage: chunks.length > first,
-            hasPreviousPage: args.after != null,
-            startCursor: edges[0]?.cursor ?? null,
-            endCursor: edges.at(-1)?.cursor ?? null,
-          },
-        };
+      resolve: (b, args, ctx) => {
+        const after = cursorOrThrow(decodeLogCursor(args.after));
+        return resolveCursorConnection(
+          { args, defaultSize: 100, maxSize: 1000, toCursor: encodeLogCursor },
+          ({ limit }: ResolveCursorConnectionArgs) => logAfter(ctx.em, b.id, after, limit),
+        );
       },
     }),
   }),
@@ -272,30 +265,23 @@ builder.queryFields((t) => ({
       }),
     },
     resolve: async (_root, args, ctx) => {
-      const first = Math.min(Math.max(args.first ?? 20, 0), 100);
       let namespaceId: string | null = null;
       if (args.namespace) {
         const ns = await ctx.services.namespaces.find(ctx.em, ctx.auth.viewer, args.namespace);
         // An unknown namespace is an empty list, like one you may not see.
         namespaceId = ns?.id ?? '00000000-0000-0000-0000-000000000000';
       }
-      const builds = await ctx.services.builds.list(ctx.em, ctx.access, {
-        limit: first + 1,
-        after: decodeBuildCursor(args.after),
-        status: args.status,
-        tag: args.tag,
-        namespaceId,
-      });
-      const edges = builds.slice(0, first).map((node) => ({ cursor: encodeBuildCursor(node), node }));
-      return {
-        edges,
-        pageInfo: {
-          hasNextPage: builds.length > first,
-          hasPreviousPage: args.after != null,
-          startCursor: edges[0]?.cursor ?? null,
-          endCursor: edges.at(-1)?.cursor ?? null,
-        },
-      };
+      return resolveCursorConnection(
+        { args, defaultSize: 20, maxSize: 100, toCursor: encodeBuildCursor },
+        ({ after, limit }: ResolveCursorConnectionArgs) =>
+          ctx.services.builds.list(ctx.em, ctx.access, {
+            limit,
+            after: decodeBuildCursor(after),
+            status: args.status,
+            tag: args.tag,
+            namespaceId,
+          }),
+      );
     },
   }),
 }));

@@ -7,7 +7,7 @@ import {
   scopedNodeAuthScopes,
 } from '../variables/scoped-resource.ts';
 import { type SshKey, SshKeySchema } from './keys.entity.ts';
-import { createKey, deleteKey, findKey, listKeys } from './keys.service.ts';
+import { createKey, keyStore } from './keys.service.ts';
 
 export const SshKeyRef = builder.loadableNodeRef<SshKey>('SshKey', {
   id: { resolve: (k) => k.id },
@@ -35,7 +35,7 @@ addScopedListFields({
     "The namespace's SSH keys, oldest first: every build in the namespace gets them (owner and collaborators only).",
   userDescription:
     "The user's own SSH keys, oldest first: every build the user submits gets them (its own user only).",
-  list: (ctx, scope) => listKeys(ctx.em, scope),
+  list: (ctx, scope) => keyStore.list(ctx.em, scope),
 });
 
 const CreateKeyInput = builder.inputType('CreateKeyInput', {
@@ -82,8 +82,8 @@ builder.mutationFields((t) => ({
     resolve: deleteResolver({
       resource: 'key',
       typename: 'SshKey',
-      find: (ctx, id) => findKey(ctx.em, id),
-      remove: (ctx, key) => deleteKey(ctx.em, key),
+      find: (ctx, id) => keyStore.find(ctx.em, id),
+      remove: (ctx, key) => keyStore.delete(ctx.em, key),
     }),
   }),
 }));

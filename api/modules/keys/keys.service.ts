@@ -2,14 +2,12 @@
  * SSH keys of a user (namespace null) or of a namespace, as in Djinn: created and deleted, never
  * updated or read back. The private key is stored only sealed (AES-256-GCM); the API shows names and
  * ssh_config snippets. Every key available to a build is placed at `~/.ssh/<name>` by the runner,
- * with a generated `~/.ssh/config`. Scope rules are the variables' (variables.service.ts).
+ * with a generated `~/.ssh/config`. Stored, listed, found and deleted as variables and objects are
+ * (variables/scoped-resource.service.ts).
  */
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { SecretBox } from '../../auth/secret-box.ts';
-import { NamespaceSchema } from '../namespaces/namespaces.entity.ts';
-import { UserSchema } from '../users/users.entity.ts';
-import { lockScope, type Outcome, type SecretScope, scopeWhere } from '../variables/variables.service.ts';
+import { type Outcome, ScopedStore, type SecretScope } from '../variables/scoped-resource.service.ts';
 import { type SshKey, SshKeySchema } from './keys.entity.ts';
 
 export const MAX_NAME_LENGTH = 128;
@@ -60,49 +58,23 @@ function checkKey(input: CreateKeyInput): Outcome<{ name: string; privateKey: st
   return { ok: true, value: { name, privateKey, config } };
 }
 
-export async function createKey(
+/** SSH keys, unique by name in their scope, listed oldest first. */
+export const keyStore = new ScopedStore({
+  schema: SshKeySchema,
+  plural: 'keys',
+  unique: 'name',
+  named: (name) => `a key named ${name}`,
+  orderBy: { createdAt: 'asc', id: 'asc' },
+});
+
+export function createKey(
   em: EntityManager,
   secrets: SecretBox,
   scope: SecretScope,
   input: CreateKeyInput,
 ): Promise<Outcome<SshKey>> {
   const checked = checkKey(input);
-  if (!checked.ok) return checked;
+  if (!checked.ok) return Promise.resolve(checked);
   const { name, privateKey, config } = checked.value;
-  return em.transactional(async (tx) => {
-    await lockScope(tx, 'keys', scope);
-    const where = scopeWhere({ ownerId: scope.owner.id, namespaceId: scope.namespace?.id ?? null });
-    if (await tx.count(SshKeySchema, { ...where, name })) {
-      const place = scope.namespace ? `namespace ${scope.namespace.path}` : 'your own keys';
-      return { ok: false as const, path: 'name', reason: `a key named ${name} already exists in ${place}` };
-    }
-    const key = tx.create(SshKeySchema, {
-      id: randomUUID(),
-      owner: tx.getReference(UserSchema, scope.owner.id, { wrapped: true }),
-      namespace: scope.namespace
-        ? tx.getReference(NamespaceSchema, scope.namespace.id, { wrapped: true })
-        : null,
-      name,
-      encryptedKey: secrets.seal(privateKey),
-      config,
-      createdAt: new Date(),
-    });
-    return { ok: true as const, value: key };
-  });
-}
-
-/** A scope's keys, oldest first. */
-export function listKeys(
-  em: EntityManager,
-  scope: { ownerId: string; namespaceId: string | null },
-): Promise<SshKey[]> {
-  return em.find(SshKeySchema, scopeWhere(scope), { orderBy: { createdAt: 'asc', id: 'asc' } });
-}
-
-export function findKey(em: EntityManager, id: string): Promise<SshKey | null> {
-  return em.findOne(SshKeySchema, { id });
-}
-
-export async function deleteKey(em: EntityManager, key: SshKey): Promise<void> {
-  await em.execute('delete from ssh_keys where id = ?', [key.id]);
+  return keyStore.create(em, scope, { name, encryptedKey: secrets.seal(privateKey), config });
 }

@@ -2,19 +2,23 @@
  * Objects, as in Djinn: files uploaded to a user (namespace null) or to a namespace, named
  * `^[a-zA-Z0-9._-]+$` (unique within their scope), at most `maxBytes` (KILN_OBJECT_MAX_BYTES), stored
  * with their size, content type (sniffed from the first bytes, else the upload's), MD5 and SHA-256.
- * There is no update: delete and upload again. Scope rules are the variables' (resolveSecretScope,
- * secretAccess): owners and collaborators of a namespace manage and see its objects.
+ * There is no update: delete and upload again. Stored, listed, found and deleted as variables and
+ * SSH keys are (variables/scoped-resource.service.ts): owners and collaborators of a namespace manage
+ * and see its objects.
  *
  * A build gets the objects its manifest names, looked up at submit in the submitter's own objects
  * and the build's namespace's (the namespace's win), like variables.
  */
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { commitBlob, releaseBlobs } from '../../files/blobs.ts';
 import { BlobTooLargeError, type FileStore } from '../../files/file-store.ts';
-import { NamespaceSchema } from '../namespaces/namespaces.entity.ts';
-import { UserSchema } from '../users/users.entity.ts';
-import { lockScope, type Outcome, type SecretScope, scopeWhere } from '../variables/variables.service.ts';
+import {
+  type Outcome,
+  ScopedStore,
+  type ScopeIds,
+  type SecretScope,
+  scopeWhere,
+} from '../variables/scoped-resource.service.ts';
 import { ObjectSchema, type StoredObject } from './objects.entity.ts';
 
 export const OBJECT_NAME = /^[a-zA-Z0-9._-]+$/;
@@ -82,21 +86,19 @@ export interface Upload {
   stream(): AsyncIterable<Uint8Array>;
 }
 
+/** Objects, unique by name in their scope, listed by name. */
+const objectStore = new ScopedStore({
+  schema: ObjectSchema,
+  plural: 'objects',
+  unique: 'name',
+  orderBy: { name: 'asc' },
+});
+
 export class ObjectService {
   constructor(private readonly deps: { store: FileStore; maxBytes: number }) {}
 
   get maxBytes(): number {
     return this.deps.maxBytes;
-  }
-
-  private async exists(em: EntityManager, scope: SecretScope, name: string): Promise<boolean> {
-    const where = scopeWhere({ ownerId: scope.owner.id, namespaceId: scope.namespace?.id ?? null });
-    return (await em.count(ObjectSchema, { ...where, name })) > 0;
-  }
-
-  private duplicate(scope: SecretScope, name: string) {
-    const place = scope.namespace ? `namespace ${scope.namespace.path}` : 'your own objects';
-    return { ok: false as const, path: 'name', reason: `${name} already exists in ${place}` };
   }
 
   async upload(
@@ -113,7 +115,8 @@ export class ObjectService {
       reason: `an object is at most ${this.deps.maxBytes} bytes`,
     };
     if (file.size > this.deps.maxBytes) return tooLarge;
-    if (await this.exists(em, scope, name)) return this.duplicate(scope, name);
+    // Before reading the bytes: a taken name is refused at once (and checked again when inserting).
+    if (await objectStore.taken(em, scope, name)) return objectStore.duplicate(scope, name);
     let head = Buffer.alloc(0);
     const withHead = async function* () {
       for await (const chunk of file.stream()) {
@@ -128,40 +131,32 @@ export class ObjectService {
       if (error instanceof BlobTooLargeError) return tooLarge;
       throw error;
     }
-    const result = await commitBlob(em, staged, async (tx) => {
-      await lockScope(tx, 'objects', scope);
-      if (await this.exists(tx, scope, name)) return this.duplicate(scope, name);
-      const object = tx.create(ObjectSchema, {
-        id: randomUUID(),
-        owner: tx.getReference(UserSchema, scope.owner.id, { wrapped: true }),
-        namespace: scope.namespace
-          ? tx.getReference(NamespaceSchema, scope.namespace.id, { wrapped: true })
-          : null,
+    const result = await commitBlob(em, staged, (tx) =>
+      objectStore.insert(tx, scope, {
         name,
         contentType: sniffContentType(head, file.type),
         size: staged.size,
         md5: staged.md5,
         sha256: staged.sha256,
-        createdAt: new Date(),
-      });
-      return { ok: true as const, value: object };
-    });
+      }),
+    );
     // Another request took the name meanwhile: the blob just committed may be nobody's.
     if (!result.ok) await releaseBlobs(em, this.deps.store, [staged.sha256]);
     return result;
   }
 
   /** A scope's objects by name. */
-  list(em: EntityManager, scope: { ownerId: string; namespaceId: string | null }): Promise<StoredObject[]> {
-    return em.find(ObjectSchema, scopeWhere(scope), { orderBy: { name: 'asc' }, disableIdentityMap: true });
+  list(em: EntityManager, scope: ScopeIds): Promise<StoredObject[]> {
+    return objectStore.list(em, scope);
   }
 
   find(em: EntityManager, id: string): Promise<StoredObject | null> {
-    return em.findOne(ObjectSchema, { id }, { disableIdentityMap: true });
+    return objectStore.find(em, id);
   }
 
+  /** Deletes the object, and its bytes unless another row names them too. */
   async delete(em: EntityManager, object: StoredObject): Promise<void> {
-    await em.execute('delete from objects where id = ?', [object.id]);
+    await objectStore.delete(em, object);
     await releaseBlobs(em, this.deps.store, [object.sha256]);
   }
 

@@ -1,4 +1,4 @@
-import { ALL_SCOPES, isScope } from '../../auth/scopes.ts';
+import { ALL_SCOPES, isScope, SCOPE_DESCRIPTIONS, type Scope } from '../../auth/scopes.ts';
 import { builder, InputError, NotFoundError } from '../../builder.ts';
 import { localId } from '../../global-id.ts';
 import { UserRef } from '../users/users.schema.ts';
@@ -55,6 +55,28 @@ builder.objectField(UserRef, 'sessions', (t) =>
         { user: user.id, kind: 'SESSION', revokedAt: null, expiresAt: { $gt: new Date() } },
         { orderBy: { createdAt: 'desc' }, disableIdentityMap: true },
       ),
+  }),
+);
+
+const ScopeRef = builder.objectRef<Scope>('Scope').implement({
+  description: 'A permission a personal access token may hold: `resource:permission`.',
+  fields: (t) => ({
+    name: t.string({ description: 'What createToken takes, e.g. build:read.', resolve: (scope) => scope }),
+    resource: t.string({ description: 'e.g. build', resolve: (scope) => scope.split(':')[0]! }),
+    permission: t.string({ description: 'read, write or delete', resolve: (scope) => scope.split(':')[1]! }),
+    description: t.string({
+      description: 'What it lets a token do.',
+      resolve: (scope) => SCOPE_DESCRIPTIONS[scope],
+    }),
+  }),
+});
+
+builder.queryField('scopes', (t) =>
+  t.field({
+    type: [ScopeRef],
+    description: 'Every scope a personal access token may hold, resource by resource.',
+    authScopes: { public: true },
+    resolve: () => ALL_SCOPES,
   }),
 );
 

@@ -139,6 +139,27 @@ describe.runIf(available('postgres'))('accounts and sessions', () => {
     expect(fresh.data!.logIn.__typename).toBe('LogInSuccess');
   });
 
+  it('lists the scopes a token may hold, each with what it allows, and createToken takes every one', async () => {
+    const token = await signUpAndLogIn(t, 'scoper');
+    const listed = await t.gql<{
+      scopes: { name: string; resource: string; permission: string; description: string }[];
+    }>('{ scopes { name resource permission description } }', {}, null);
+    const scopes = listed.data!.scopes;
+    expect(scopes).toContainEqual(
+      expect.objectContaining({ name: 'build:read', resource: 'build', permission: 'read' }),
+    );
+    for (const scope of scopes) {
+      expect(scope.name).toBe(`${scope.resource}:${scope.permission}`);
+      expect(scope.description).not.toBe('');
+    }
+    const made = await t.gql<{ createToken: { __typename: string; accessToken: { scopes: string[] } } }>(
+      'mutation ($s: [String!]!) { createToken(input: { name: "all", scopes: $s }) { __typename ... on CreateTokenSuccess { accessToken { scopes } } } }',
+      { s: scopes.map((s) => s.name) },
+      token,
+    );
+    expect(made.data!.createToken.accessToken.scopes.sort()).toEqual(scopes.map((s) => s.name).sort());
+  });
+
   it('refuses queries that are too deep', async () => {
     const nested = `namespace { ${'parent { '.repeat(10)}id${' }'.repeat(11)}`;
     const deep = `{ builds { edges { node { ${nested} } } } }`;

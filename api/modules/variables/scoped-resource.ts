@@ -1,8 +1,8 @@
 /**
  * The GraphQL side of the resources a user (namespace null) or a namespace owns: variables, SSH keys
- * and objects. They share one set of scope rules (`resolveSecretScope`, `secretAccess`), so they
- * share how those rules guard their nodes, lists and mutations; each module keeps its own fields,
- * descriptions, inputs and service calls.
+ * and objects (scoped-resource.service.ts is their service side). They share one set of scope rules
+ * (`resolveSecretScope`, `secretAccess`), so they share how those rules guard their nodes, lists and
+ * mutations; each module keeps its own fields, descriptions, inputs and service calls.
  */
 import type { ObjectRef } from '@pothos/core';
 import { forbidden } from '../../auth/principal.ts';
@@ -13,17 +13,18 @@ import { localId } from '../../global-id.ts';
 import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
 import type { User } from '../users/users.entity.ts';
 import { UserRef } from '../users/users.schema.ts';
-import { type Outcome, resolveSecretScope, type SecretScope, secretAccess } from './variables.service.ts';
+import {
+  type Outcome,
+  resolveSecretScope,
+  type ScopedItem,
+  type ScopeIds,
+  type SecretScope,
+  secretAccess,
+} from './scoped-resource.service.ts';
 
 type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T : never;
 
 type ScopedResource = Extract<Resource, 'variable' | 'key' | 'object'>;
-
-/** An item of a scope: its owner, and its namespace unless it is the owner's own. */
-interface ScopedItem {
-  owner: { id: string };
-  namespace: { id: string } | null;
-}
 
 /** Seen through any of the resource's scopes: a token that may create one may see what it created. */
 const holdsAnyScope = (ctx: Context, resource: ScopedResource): boolean =>
@@ -74,7 +75,7 @@ export function addScopedListFields<Item>(options: {
   resource: ScopedResource;
   namespaceDescription: string;
   userDescription: string;
-  list: (ctx: Context, scope: { ownerId: string; namespaceId: string | null }) => Promise<Item[]>;
+  list: (ctx: Context, scope: ScopeIds) => Promise<Item[]>;
 }): void {
   const { field, type, resource, list } = options;
   builder.objectField(NamespaceRef, field, (t) =>

@@ -7,7 +7,7 @@ import {
   scopedNodeAuthScopes,
 } from './scoped-resource.ts';
 import { type Variable, VariableSchema } from './variables.entity.ts';
-import { createVariable, deleteVariable, findVariable, listVariables } from './variables.service.ts';
+import { createVariable, variableStore } from './variables.service.ts';
 
 export const VariableRef = builder.loadableNodeRef<Variable>('Variable', {
   id: { resolve: (v) => v.id },
@@ -43,7 +43,7 @@ addScopedListFields({
     "The namespace's variables, oldest first: every build in the namespace gets them (owner and collaborators only).",
   userDescription:
     "The user's own variables, oldest first: every build the user submits gets them (its own user only).",
-  list: (ctx, scope) => listVariables(ctx.em, scope),
+  list: (ctx, scope) => variableStore.list(ctx.em, scope),
 });
 
 const CreateVariableInput = builder.inputType('CreateVariableInput', {
@@ -86,8 +86,8 @@ builder.mutationFields((t) => ({
     resolve: deleteResolver({
       resource: 'variable',
       typename: 'Variable',
-      find: (ctx, id) => findVariable(ctx.em, id),
-      remove: (ctx, variable) => deleteVariable(ctx.em, variable),
+      find: (ctx, id) => variableStore.find(ctx.em, id),
+      remove: (ctx, variable) => variableStore.delete(ctx.em, variable),
     }),
   }),
 }));

@@ -1,50 +1,34 @@
 /**
- * Build and job statuses as the API names them, and the predicates the console needs, in one place.
+ * Build and job statuses as the schema names them (its BuildStatus and JobStatus enums, read by
+ * gql.tada from schema.graphql), and what the console makes of them. A status the schema gains or
+ * loses fails the typecheck here until the console knows how to show it.
  */
-export type BuildStatus =
-  | 'QUEUED'
-  | 'RUNNING'
-  | 'PASSED'
-  | 'PASSED_WITH_FAILURES'
-  | 'FAILED'
-  | 'KILLED'
-  | 'TIMED_OUT';
-export type JobStatus = 'QUEUED' | 'RUNNING' | 'PASSED' | 'FAILED' | 'SKIPPED' | 'KILLED' | 'TIMED_OUT';
+import type { graphql } from '../graphql.ts';
 
-export const BUILD_STATUSES: readonly BuildStatus[] = [
-  'QUEUED',
-  'RUNNING',
-  'PASSED',
-  'PASSED_WITH_FAILURES',
-  'FAILED',
-  'KILLED',
-  'TIMED_OUT',
-];
+export type BuildStatus = ReturnType<typeof graphql.scalar<'BuildStatus'>>;
+export type JobStatus = ReturnType<typeof graphql.scalar<'JobStatus'>>;
+
+/** How each build status reads to a person, in the API's order of precedence. */
+const BUILD_LABELS = {
+  QUEUED: 'Queued',
+  RUNNING: 'Running',
+  PASSED: 'Passed',
+  PASSED_WITH_FAILURES: 'Passed with failures',
+  FAILED: 'Failed',
+  KILLED: 'Killed',
+  TIMED_OUT: 'Timed out',
+} as const satisfies { readonly [S in BuildStatus]: string };
+
+const LABELS: { readonly [S in BuildStatus | JobStatus]: string } = { ...BUILD_LABELS, SKIPPED: 'Skipped' };
+
+/** Every build status, for filters. */
+export const BUILD_STATUSES = Object.keys(BUILD_LABELS) as BuildStatus[];
 
 /** A final status never changes again: nothing left to watch. */
 export const isFinal = (s: BuildStatus | JobStatus): boolean => s !== 'QUEUED' && s !== 'RUNNING';
 
 /** How a status reads to a person. */
-export function statusLabel(s: BuildStatus | JobStatus): string {
-  switch (s) {
-    case 'QUEUED':
-      return 'Queued';
-    case 'RUNNING':
-      return 'Running';
-    case 'PASSED':
-      return 'Passed';
-    case 'PASSED_WITH_FAILURES':
-      return 'Passed with failures';
-    case 'FAILED':
-      return 'Failed';
-    case 'KILLED':
-      return 'Killed';
-    case 'TIMED_OUT':
-      return 'Timed out';
-    case 'SKIPPED':
-      return 'Skipped';
-  }
-}
+export const statusLabel = (s: BuildStatus | JobStatus): string => LABELS[s];
 
 /** The colour family of a status, for CSS. */
 export function statusTone(s: BuildStatus | JobStatus): 'ok' | 'warn' | 'bad' | 'live' | 'idle' {

@@ -1,27 +1,18 @@
 import { createMutation, createQuery } from '@urql/solid';
-import { createSignal, For, Show } from 'solid-js';
+import { createMemo, createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
-import { graphql } from '../../graphql.ts';
+import { graphql, type ResultOf } from '../../graphql.ts';
 import { formatDate } from '../../lib/format.ts';
 import { CreateToken, failureMessage, isMissingOperation } from '../session/accounts-documents.ts';
 
-const RESOURCES = [
-  'build',
-  'namespace',
-  'variable',
-  'key',
-  'object',
-  'artifact',
-  'image',
-  'cron',
-  'repository',
-  'webhook',
-  'runner',
-] as const;
-const PERMISSIONS = ['read', 'write', 'delete'] as const;
-
 const TokensQuery = graphql(`
   query Tokens {
+    scopes {
+      name
+      resource
+      permission
+      description
+    }
     viewer {
       id
       tokens {
@@ -53,6 +44,18 @@ const RevokeToken = graphql(`
     }
   }
 `);
+
+type Scope = ResultOf<typeof TokensQuery>['scopes'][number];
+
+/** The scopes as the server lists them, one row a resource and one column a permission. */
+function scopeGrid(scopes: readonly Scope[]) {
+  return {
+    resources: [...new Set(scopes.map((s) => s.resource))],
+    permissions: [...new Set(scopes.map((s) => s.permission))],
+    at: (resource: string, permission: string) =>
+      scopes.find((s) => s.resource === resource && s.permission === permission),
+  };
+}
 
 type Listed = { id: string; name: string; lastUsedAt: string | null; createdAt: string; scopes?: string[] };
 
@@ -181,38 +184,47 @@ export default function TokensPage() {
         </label>
         <fieldset class="scopes">
           <legend>Scopes</legend>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Resource</th>
-                <For each={PERMISSIONS}>{(p) => <th scope="col">{p}</th>}</For>
-              </tr>
-            </thead>
-            <tbody>
-              <For each={RESOURCES}>
-                {(resource) => (
-                  <tr>
-                    <th scope="row">{resource}</th>
-                    <For each={PERMISSIONS}>
-                      {(perm) => {
-                        const scope = `${resource}:${perm}`;
-                        return (
-                          <td>
-                            <input
-                              type="checkbox"
-                              aria-label={scope}
-                              checked={scopes().has(scope)}
-                              onChange={(e) => toggle(scope, e.currentTarget.checked)}
-                            />
-                          </td>
-                        );
-                      }}
+          <Show when={list.data?.scopes} fallback={<Loading label="Loading scopes…" />}>
+            {(all) => {
+              const grid = createMemo(() => scopeGrid(all()));
+              return (
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Resource</th>
+                      <For each={grid().permissions}>{(p) => <th scope="col">{p}</th>}</For>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    <For each={grid().resources}>
+                      {(resource) => (
+                        <tr>
+                          <th scope="row">{resource}</th>
+                          <For each={grid().permissions}>
+                            {(permission) => (
+                              <td>
+                                <Show when={grid().at(resource, permission)}>
+                                  {(scope) => (
+                                    <input
+                                      type="checkbox"
+                                      aria-label={scope().name}
+                                      title={scope().description}
+                                      checked={scopes().has(scope().name)}
+                                      onChange={(e) => toggle(scope().name, e.currentTarget.checked)}
+                                    />
+                                  )}
+                                </Show>
+                              </td>
+                            )}
+                          </For>
+                        </tr>
+                      )}
                     </For>
-                  </tr>
-                )}
-              </For>
-            </tbody>
-          </table>
+                  </tbody>
+                </table>
+              );
+            }}
+          </Show>
         </fieldset>
         <Show when={error()}>{(m) => <ErrorNotice error={m()} title="Could not create the token" />}</Show>
         <button type="submit" class="primary" disabled={creation.fetching || scopes().size === 0}>
