@@ -3,8 +3,9 @@
  * /graphql), the artifact and runner endpoints, health endpoints and background services (ingester,
  * outbox sweeper, watchdog, curator) around a database, a broker and a file store it is given;
  * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers).
+ * Every HTTP endpoint is one registration in the route table (http/routes.ts), the web console last.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -21,10 +22,11 @@ import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
 import type { FileStore } from './files/file-store.ts';
+import { createRoutes } from './http/routes.ts';
 import { startCurator } from './jobs/curator.ts';
 import { startOutboxSweeper } from './jobs/outbox-sweeper.ts';
 import { startWatchdog } from './jobs/watchdog.ts';
-import { createFilesHttp } from './modules/artifacts/artifacts.http.ts';
+import { addFilesRoutes } from './modules/artifacts/artifacts.http.ts';
 import {
   ArtifactService,
   type CurateResult,
@@ -179,7 +181,19 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
   const watchdog = startWatchdog({ orm, broker, logger });
   const curator = startCurator({ orm, artifacts, logger });
-  const filesHttp = createFilesHttp({
+  const routes = createRoutes();
+  routes
+    .add(['GET', 'HEAD'], '/healthz', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    })
+    .add(['GET', 'HEAD'], '/readyz', async (_req, res) => {
+      const db = await database.isReady();
+      const mq = broker.isReady();
+      res
+        .writeHead(db && mq ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ database: db, broker: mq }));
+    });
+  addFilesRoutes(routes, {
     orm,
     secrets: deps.secrets,
     artifacts,
@@ -199,25 +213,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         false,
       ),
   });
-  let server: Server | null = null;
-  let wss: WebSocketServer | null = null;
 
-  async function handleHttp(req: IncomingMessage, res: import('node:http').ServerResponse) {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
-    if (url.pathname === '/readyz') {
-      const db = await database.isReady();
-      const mq = broker.isReady();
-      res
-        .writeHead(db && mq ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ database: db, broker: mq }));
-      return;
-    }
-    if (await filesHttp(req, res, url)) return;
-    if (req.method === 'POST' && url.pathname === '/graphql' && isMultipart(req)) {
+  /** GraphQL over HTTP, a multipart body bounded before yoga reads it. */
+  async function graphqlOverHttp(req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'POST' && isMultipart(req)) {
       // yoga reads a multipart body whole before resolvers run: bound it by the upload limit.
       const length = Number(req.headers['content-length']);
       if (!Number.isFinite(length)) {
@@ -237,12 +236,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         return;
       }
     }
-    if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname !== '/graphql') {
-      serveConsole(req, res, url.pathname);
-      return;
-    }
-    return yoga.handle(req, res);
+    await yoga.handle(req, res);
   }
+
+  routes
+    .add('*', '/graphql', graphqlOverHttp)
+    // The console's own routes (/builds/…) are its client's: any path no other route names.
+    .add(['GET', 'HEAD'], '/*', (req, res, { url }) => serveConsole(req, res, url.pathname));
+  let server: Server | null = null;
+  let wss: WebSocketServer | null = null;
 
   return {
     fetch: (request) => yoga.fetch(request),
@@ -259,7 +261,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       watchdog.start();
       curator.start();
       server = createServer((req, res) => {
-        handleHttp(req, res).catch((err) => {
+        routes.handle(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
           if (!res.headersSent) res.writeHead(500).end();
         });
