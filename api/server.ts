@@ -2,7 +2,7 @@
  * The `serve` process as a value: `buildApp(deps)` wires the GraphQL API (HTTP and graphql-ws on
  * /graphql), the artifact and runner endpoints, health endpoints and background services (ingester,
  * outbox sweeper, watchdog, curator) around a database, a broker and a file store it is given;
- * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers).
+ * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers and jobs).
  * Every HTTP endpoint is one registration in the route table (http/routes.ts), the web console last.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -23,9 +23,10 @@ import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
 import type { FileStore } from './files/file-store.ts';
 import { createRoutes } from './http/routes.ts';
-import { startCurator } from './jobs/curator.ts';
-import { startOutboxSweeper } from './jobs/outbox-sweeper.ts';
-import { startWatchdog } from './jobs/watchdog.ts';
+import { createCurator } from './jobs/curator.ts';
+import { createOutboxSweeper } from './jobs/outbox-sweeper.ts';
+import type { PeriodicJob } from './jobs/periodic.ts';
+import { createWatchdog } from './jobs/watchdog.ts';
 import { addFilesRoutes } from './modules/artifacts/artifacts.http.ts';
 import {
   ArtifactService,
@@ -77,6 +78,8 @@ export interface App {
     /** One curator pass: deletes artifacts past their owners' cleanup limits, and unused blobs. */
     curate(): Promise<CurateResult>;
   };
+  /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
+  jobs: { outboxSweeper: PeriodicJob; watchdog: PeriodicJob; curator: PeriodicJob };
 }
 
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
@@ -178,9 +181,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   const consumers: Consumer[] = [];
-  const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
-  const watchdog = startWatchdog({ orm, broker, logger });
-  const curator = startCurator({ orm, artifacts, logger });
+  const sweeper = createOutboxSweeper({ orm, builds: services.builds, logger });
+  const watchdog = createWatchdog({ orm, broker, logger });
+  const curator = createCurator({ orm, artifacts, logger, databaseUrl: database.url });
+  const jobs = { outboxSweeper: sweeper.job, watchdog: watchdog.job, curator: curator.job };
   const routes = createRoutes();
   routes
     .add(['GET', 'HEAD'], '/healthz', (_req, res) => {
@@ -255,11 +259,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       checkLostRunners: () => watchdog.check(),
       curate: () => curator.curate(),
     },
+    jobs,
     async start(port, host = '127.0.0.1') {
       consumers.push(...(await startIngester({ orm, broker, pubsub, logger })));
-      sweeper.start();
-      watchdog.start();
-      curator.start();
+      for (const job of Object.values(jobs)) job.start();
       server = createServer((req, res) => {
         routes.handle(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
@@ -328,9 +331,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return { url: listenUrl, port: actual };
     },
     async stop() {
-      sweeper.stop();
-      watchdog.stop();
-      curator.stop();
+      await Promise.all(Object.values(jobs).map((job) => job.stop()));
       for (const c of consumers.splice(0)) await c.cancel().catch(() => {});
       if (wss) {
         for (const client of wss.clients) client.close(1001, 'server shutting down');
