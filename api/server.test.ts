@@ -1,6 +1,53 @@
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { startTestApp } from '../test/testkit/app.ts';
 import { available } from '../test/testkit/services.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './server.ts';
+
+/**
+ * POSTs to /graphql over a socket of its own: `send` writes what it likes of the body and never ends
+ * it, so the answer can only come from what the server has read so far.
+ */
+function postUnfinished(
+  url: string,
+  headers: Record<string, string>,
+  send: (write: (chunk: Buffer) => void) => void,
+): Promise<{ status: number; connection: string | undefined; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => {
+        resolve({ status: res.statusCode!, connection: res.headers.connection, body: JSON.parse(text) });
+        req.destroy();
+      });
+    });
+    // The server closing while this side still writes is expected once it has answered.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    req.flushHeaders();
+    send((chunk) => req.write(chunk));
+  });
+}
+
+const tooLarge = {
+  errors: [
+    {
+      message: `a request body is at most ${DEFAULT_MAX_BODY_BYTES} bytes`,
+      extensions: { code: 'TOO_LARGE' },
+    },
+  ],
+};
 
 describe.runIf(available('postgres'))('the serve process', () => {
   it('answers /healthz while up and /readyz only while database and broker are reachable', async () => {
@@ -42,6 +89,48 @@ describe.runIf(available('postgres'))('the serve process', () => {
       expect(await closed).toBe(1001);
       await pending;
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('refuses a GraphQL body over the limit by its Content-Length before reading it, and keeps serving', async () => {
+    const t = await startTestApp();
+    try {
+      const url = await t.listen();
+      const refused = await postUnfinished(url, { 'content-length': String(20 * 1024 * 1024) }, (write) =>
+        write(Buffer.from('{"query":"')),
+      );
+      expect(refused).toEqual({ status: 413, connection: 'close', body: tooLarge });
+      const answered = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.token}` },
+        body: JSON.stringify({ query: '{ viewer { username } }' }),
+      });
+      expect(await answered.json()).toEqual({ data: { viewer: { username: 'admin' } } });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('refuses a chunked GraphQL body as soon as it passes the limit, and keeps serving', async () => {
+    const t = await startTestApp();
+    try {
+      const url = await t.listen();
+      const refused = await postUnfinished(url, {}, (write) => {
+        write(Buffer.from('{"query":"{ viewer { username } }", "pad": "'));
+        for (let sent = 0; sent <= DEFAULT_MAX_BODY_BYTES; sent += 64 * 1024)
+          write(Buffer.alloc(64 * 1024, 'x'));
+      });
+      expect(refused).toEqual({ status: 413, connection: 'close', body: tooLarge });
+      // Just under the limit, the same body is read and executed.
+      const padding = 'x'.repeat(DEFAULT_MAX_BODY_BYTES - 200);
+      const answered = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.token}` },
+        body: JSON.stringify({ query: '{ viewer { username } }', extensions: { padding } }),
+      });
+      expect(await answered.json()).toEqual({ data: { viewer: { username: 'admin' } } });
     } finally {
       await t.stop();
     }

@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaLogger } from 'graphql-yoga';
@@ -22,6 +23,7 @@ import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
 import type { FileStore } from './files/file-store.ts';
+import { readBody } from './http/body.ts';
 import { createRoutes } from './http/routes.ts';
 import { createCurator } from './jobs/curator.ts';
 import { createOutboxSweeper } from './jobs/outbox-sweeper.ts';
@@ -60,6 +62,8 @@ export interface AppDeps {
   artifactMaxBytes?: number;
   /** The URL runners reach this api at (KILN_PUBLIC_URL); default: the URL it listens on. */
   publicUrl?: string;
+  /** Largest GraphQL request body but multipart uploads (KILN_MAX_BODY_BYTES); default 1 MiB. */
+  maxBodyBytes?: number;
 }
 
 export interface App {
@@ -85,6 +89,9 @@ export interface App {
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
 const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
+/** Default of KILN_MAX_BODY_BYTES: far above any query a client writes, far below a memory problem. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
 /**
  * How long a WebSocket's check of its credentials holds for new subscriptions on it: a token revoked
  * meanwhile is refused on that connection at most this much later (and at once on any other).
@@ -105,6 +112,13 @@ function isMultipart(req: IncomingMessage): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/');
 }
 
+/** 413 as a GraphQL response; the connection closes, so the rest of the body is never read. */
+function tooLarge(res: ServerResponse, message: string) {
+  res
+    .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+    .end(JSON.stringify({ errors: [{ message, extensions: { code: 'TOO_LARGE' } }] }));
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { database, broker, logger } = deps;
   const orm = database.orm;
@@ -112,6 +126,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const namespaces = new NamespaceService();
   const objectMaxBytes = deps.objectMaxBytes ?? DEFAULT_OBJECT_MAX_BYTES;
   const artifactMaxBytes = deps.artifactMaxBytes ?? DEFAULT_ARTIFACT_MAX_BYTES;
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const objects = new ObjectService({ store: deps.files, maxBytes: objectMaxBytes });
   const artifacts = new ArtifactService({ store: deps.files, maxBytes: artifactMaxBytes });
   let listenUrl: string | null = null;
@@ -218,7 +233,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       ),
   });
 
-  /** GraphQL over HTTP, a multipart body bounded before yoga reads it. */
+  /** GraphQL over HTTP, its request body bounded before yoga reads it. */
   async function graphqlOverHttp(req: IncomingMessage, res: ServerResponse) {
     if (req.method === 'POST' && isMultipart(req)) {
       // yoga reads a multipart body whole before resolvers run: bound it by the upload limit.
@@ -230,15 +245,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         return;
       }
       if (length > objectMaxBytes + MULTIPART_OVERHEAD_BYTES) {
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(
-          JSON.stringify({
-            errors: [
-              { message: `an upload is at most ${objectMaxBytes} bytes`, extensions: { code: 'TOO_LARGE' } },
-            ],
-          }),
-        );
+        tooLarge(res, `an upload is at most ${objectMaxBytes} bytes`);
         return;
       }
+    } else if (req.method === 'POST') {
+      // yoga would read any body whole, however large, and parse it: read it here, within bounds.
+      const tooLong = `a request body is at most ${maxBodyBytes} bytes`;
+      if (Number(req.headers['content-length']) > maxBodyBytes) {
+        tooLarge(res, tooLong);
+        return;
+      }
+      const body = await readBody(req, maxBodyBytes);
+      if (!body.ok) {
+        if (body.reason === 'too large') tooLarge(res, tooLong);
+        else res.destroy();
+        return;
+      }
+      // The way body parsers hand a body read already to whatwg-node (yoga's server adapter); a
+      // stream, since a Buffer there would be inspected key by key.
+      Object.assign(req, { body: Readable.from(body.chunks) });
     }
     await yoga.handle(req, res);
   }
