@@ -1,8 +1,34 @@
 import { request } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { startTestApp } from '../test/testkit/app.ts';
+import { startTestApp, type TestApp } from '../test/testkit/app.ts';
 import { available } from '../test/testkit/services.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './server.ts';
+
+const MANIFEST = 'driver: {type: os}\\nstages: [s]\\njobs: [{stage: s, commands: [echo]}]';
+
+async function submit(t: TestApp): Promise<string> {
+  const submitted = await t.gql<{ submitBuild: { build: { id: string } } }>(
+    `mutation { submitBuild(input: { manifest: "${MANIFEST}" }) { ... on SubmitBuildSuccess { build { id } } } }`,
+  );
+  return submitted.data!.submitBuild.build.id;
+}
+
+/**
+ * Resolves once a `buildsUpdated` subscription delivers, which tells that the server has it open:
+ * builds are submitted, each announced to every open subscription, until one arrives.
+ */
+async function untilLive(updates: AsyncIterator<unknown>, t: TestApp): Promise<void> {
+  const first = updates.next();
+  let arrived = false;
+  void first.then(() => {
+    arrived = true;
+  });
+  while (!arrived) {
+    await submit(t);
+    await Promise.race([first, delay(50)]);
+  }
+}
 
 /**
  * POSTs to /graphql over a socket of its own: `send` writes what it likes of the body and never ends
@@ -74,17 +100,10 @@ describe.runIf(available('postgres'))('the serve process', () => {
     const closed = new Promise<number>((resolve) =>
       client.on('closed', (event) => resolve((event as { code: number }).code)),
     );
-    const submitted = await t.gql<{ submitBuild: { build: { id: string } } }>(
-      `mutation { submitBuild(input: { manifest: "driver: {type: os}\\nstages: [s]\\njobs: [{stage: s, commands: [echo]}]" }) {
-        ... on SubmitBuildSuccess { build { id } } } }`,
-    );
-    const sub = client.iterate({
-      query: 'subscription ($id: ID!) { buildUpdated(buildId: $id) { id } }',
-      variables: { id: submitted.data!.submitBuild.build.id },
-    });
-    const pending = sub.next().catch(() => null);
-    await new Promise((r) => setTimeout(r, 200));
+    const updates = client.iterate({ query: 'subscription { buildsUpdated { id } }' });
     try {
+      await untilLive(updates, t);
+      const pending = updates.next().catch(() => null);
       await t.app.stop();
       expect(await closed).toBe(1001);
       await pending;
