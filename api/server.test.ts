@@ -1,9 +1,11 @@
+import { once } from 'node:events';
 import { request } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { startTestApp, type TestApp } from '../test/testkit/app.ts';
 import { available } from '../test/testkit/services.ts';
-import { DEFAULT_MAX_BODY_BYTES } from './server.ts';
+import { DEFAULT_MAX_BODY_BYTES, WS_MAX_PAYLOAD_BYTES } from './server.ts';
 
 const MANIFEST = 'driver: {type: os}\\nstages: [s]\\njobs: [{stage: s, commands: [echo]}]';
 
@@ -150,6 +152,32 @@ describe.runIf(available('postgres'))('the serve process', () => {
         body: JSON.stringify({ query: '{ viewer { username } }', extensions: { padding } }),
       });
       expect(await answered.json()).toEqual({ data: { viewer: { username: 'admin' } } });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('closes a WebSocket whose frame passes 1 MiB, and only that one', async () => {
+    const t = await startTestApp();
+    try {
+      const url = await t.listen();
+      const client = t.ws();
+      const updates = client.iterate<{ buildsUpdated: { id: string } }>({
+        query: 'subscription { buildsUpdated { id } }',
+      });
+      await untilLive(updates, t);
+      const big = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+      await once(big, 'open');
+      const closed = once(big, 'close');
+      big.send('x'.repeat(WS_MAX_PAYLOAD_BYTES + 1));
+      const [code] = (await closed) as [number];
+      expect(code).toBe(1009);
+      const id = await submit(t);
+      for (;;) {
+        const next = await updates.next();
+        expect(next.done).toBe(false);
+        if (next.value?.data?.buildsUpdated.id === id) break;
+      }
     } finally {
       await t.stop();
     }

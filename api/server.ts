@@ -93,6 +93,12 @@ const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /**
+ * Largest graphql-ws message. `ws` would take 100 MiB; a subscription or a query never needs more
+ * than an HTTP body does. A larger frame closes its connection (1009), and only that one.
+ */
+export const WS_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/**
  * How long a WebSocket's check of its credentials holds for new subscriptions on it: a token revoked
  * meanwhile is refused on that connection at most this much later (and at once on any other).
  */
@@ -294,7 +300,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
           if (!res.headersSent) res.writeHead(500).end();
         });
       });
-      wss = new WebSocketServer({ server, path: '/graphql' });
+      wss = new WebSocketServer({ server, path: '/graphql', maxPayload: WS_MAX_PAYLOAD_BYTES });
       useServer<Record<string, unknown>, { request: IncomingMessage }>(
         {
           execute: (args: ExecutionArgs & { rootValue?: unknown }) =>
@@ -347,6 +353,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         },
         wss,
       );
+      wss.on('connection', (socket) => {
+        // A socket's 'error' is a client's fault (a frame past maxPayload, a broken frame), and ws has
+        // closed that connection already with the code that says why; graphql-ws's own listener would
+        // print it to the console as an error of this server.
+        socket.removeAllListeners('error');
+        socket.on('error', (err) => logger.warn({ err }, 'closed a WebSocket after a bad frame'));
+      });
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, host, () => resolve());
