@@ -38,6 +38,11 @@ const ApiConfigSchema = z.object({
     .int()
     .positive()
     .default(50 * 1024 * 1024),
+  KILN_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
 });
 
 export interface ApiConfig {
@@ -64,6 +69,8 @@ export interface ApiConfig {
   objectMaxBytes: number;
   /** Largest artifact; runners truncate larger files to it. */
   artifactMaxBytes: number;
+  /** Largest GraphQL request body (multipart uploads have objectMaxBytes instead). */
+  maxBodyBytes: number;
 }
 
 export type ConfigResult = { ok: true; config: ApiConfig } | { ok: false; problems: string[] };
@@ -102,6 +109,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       filesDir: path.resolve(e.KILN_FILES_DIR ?? path.join(e.KILN_DATA_DIR, 'files')),
       objectMaxBytes: e.KILN_OBJECT_MAX_BYTES,
       artifactMaxBytes: e.KILN_ARTIFACT_MAX_BYTES,
+      maxBodyBytes: e.KILN_MAX_BODY_BYTES,
     },
   };
 }

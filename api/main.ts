@@ -58,6 +58,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     files: await createFsFileStore(config.filesDir),
     objectMaxBytes: config.objectMaxBytes,
     artifactMaxBytes: config.artifactMaxBytes,
+    maxBodyBytes: config.maxBodyBytes,
     publicUrl: config.publicUrl,
   });
   const { url } = await app.start(config.port, config.host);

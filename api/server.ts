@@ -2,10 +2,12 @@
  * The `serve` process as a value: `buildApp(deps)` wires the GraphQL API (HTTP and graphql-ws on
  * /graphql), the artifact and runner endpoints, health endpoints and background services (ingester,
  * outbox sweeper, watchdog, curator) around a database, a broker and a file store it is given;
- * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers).
+ * `start` listens, `stop` drains (stops accepting, closes subscriptions, stops consumers and jobs).
+ * Every HTTP endpoint is one registration in the route table (http/routes.ts), the web console last.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaLogger } from 'graphql-yoga';
@@ -21,10 +23,13 @@ import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
 import type { FileStore } from './files/file-store.ts';
-import { startCurator } from './jobs/curator.ts';
-import { startOutboxSweeper } from './jobs/outbox-sweeper.ts';
-import { startWatchdog } from './jobs/watchdog.ts';
-import { createFilesHttp } from './modules/artifacts/artifacts.http.ts';
+import { readBody } from './http/body.ts';
+import { createRoutes } from './http/routes.ts';
+import { createCurator } from './jobs/curator.ts';
+import { createOutboxSweeper } from './jobs/outbox-sweeper.ts';
+import type { PeriodicJob } from './jobs/periodic.ts';
+import { createWatchdog } from './jobs/watchdog.ts';
+import { addFilesRoutes } from './modules/artifacts/artifacts.http.ts';
 import {
   ArtifactService,
   type CurateResult,
@@ -58,6 +63,8 @@ export interface AppDeps {
   artifactMaxBytes?: number;
   /** The URL runners reach this api at (KILN_PUBLIC_URL); default: the URL it listens on. */
   publicUrl?: string;
+  /** Largest GraphQL request body but multipart uploads (KILN_MAX_BODY_BYTES); default 1 MiB. */
+  maxBodyBytes?: number;
 }
 
 export interface App {
@@ -76,10 +83,21 @@ export interface App {
     /** One curator pass: deletes artifacts past their owners' cleanup limits, and unused blobs. */
     curate(): Promise<CurateResult>;
   };
+  /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
+  jobs: { outboxSweeper: PeriodicJob; watchdog: PeriodicJob; curator: PeriodicJob };
 }
 
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
 const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
+
+/** Default of KILN_MAX_BODY_BYTES: far above any query a client writes, far below a memory problem. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Largest graphql-ws message. `ws` would take 100 MiB; a subscription or a query never needs more
+ * than an HTTP body does. A larger frame closes its connection (1009), and only that one.
+ */
+export const WS_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 /**
  * How long a WebSocket's check of its credentials holds for new subscriptions on it: a token revoked
@@ -101,6 +119,13 @@ function isMultipart(req: IncomingMessage): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/');
 }
 
+/** 413 as a GraphQL response; the connection closes, so the rest of the body is never read. */
+function tooLarge(res: ServerResponse, message: string) {
+  res
+    .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+    .end(JSON.stringify({ errors: [{ message, extensions: { code: 'TOO_LARGE' } }] }));
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { database, broker, logger } = deps;
   const orm = database.orm;
@@ -108,6 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const namespaces = new NamespaceService();
   const objectMaxBytes = deps.objectMaxBytes ?? DEFAULT_OBJECT_MAX_BYTES;
   const artifactMaxBytes = deps.artifactMaxBytes ?? DEFAULT_ARTIFACT_MAX_BYTES;
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const objects = new ObjectService({ store: deps.files, maxBytes: objectMaxBytes });
   const artifacts = new ArtifactService({ store: deps.files, maxBytes: artifactMaxBytes });
   let listenUrl: string | null = null;
@@ -179,10 +205,23 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   const consumers: Consumer[] = [];
-  const sweeper = startOutboxSweeper({ orm, builds: services.builds, logger });
-  const watchdog = startWatchdog({ orm, buildState, logger });
-  const curator = startCurator({ orm, artifacts, logger });
-  const filesHttp = createFilesHttp({
+  const sweeper = createOutboxSweeper({ orm, builds: services.builds, logger });
+  const watchdog = createWatchdog({ orm, buildState, logger });
+  const curator = createCurator({ orm, artifacts, logger, databaseUrl: database.url });
+  const jobs = { outboxSweeper: sweeper.job, watchdog: watchdog.job, curator: curator.job };
+  const routes = createRoutes();
+  routes
+    .add(['GET', 'HEAD'], '/healthz', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    })
+    .add(['GET', 'HEAD'], '/readyz', async (_req, res) => {
+      const db = await database.isReady();
+      const mq = broker.isReady();
+      res
+        .writeHead(db && mq ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ database: db, broker: mq }));
+    });
+  addFilesRoutes(routes, {
     orm,
     secrets: deps.secrets,
     artifacts,
@@ -202,25 +241,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         false,
       ),
   });
-  let server: Server | null = null;
-  let wss: WebSocketServer | null = null;
 
-  async function handleHttp(req: IncomingMessage, res: import('node:http').ServerResponse) {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
-    if (url.pathname === '/readyz') {
-      const db = await database.isReady();
-      const mq = broker.isReady();
-      res
-        .writeHead(db && mq ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ database: db, broker: mq }));
-      return;
-    }
-    if (await filesHttp(req, res, url)) return;
-    if (req.method === 'POST' && url.pathname === '/graphql' && isMultipart(req)) {
+  /** GraphQL over HTTP, its request body bounded before yoga reads it. */
+  async function graphqlOverHttp(req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'POST' && isMultipart(req)) {
       // yoga reads a multipart body whole before resolvers run: bound it by the upload limit.
       const length = Number(req.headers['content-length']);
       if (!Number.isFinite(length)) {
@@ -230,22 +254,35 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         return;
       }
       if (length > objectMaxBytes + MULTIPART_OVERHEAD_BYTES) {
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(
-          JSON.stringify({
-            errors: [
-              { message: `an upload is at most ${objectMaxBytes} bytes`, extensions: { code: 'TOO_LARGE' } },
-            ],
-          }),
-        );
+        tooLarge(res, `an upload is at most ${objectMaxBytes} bytes`);
         return;
       }
+    } else if (req.method === 'POST') {
+      // yoga would read any body whole, however large, and parse it: read it here, within bounds.
+      const tooLong = `a request body is at most ${maxBodyBytes} bytes`;
+      if (Number(req.headers['content-length']) > maxBodyBytes) {
+        tooLarge(res, tooLong);
+        return;
+      }
+      const body = await readBody(req, maxBodyBytes);
+      if (!body.ok) {
+        if (body.reason === 'too large') tooLarge(res, tooLong);
+        else res.destroy();
+        return;
+      }
+      // The way body parsers hand a body read already to whatwg-node (yoga's server adapter); a
+      // stream, since a Buffer there would be inspected key by key.
+      Object.assign(req, { body: Readable.from(body.chunks) });
     }
-    if ((req.method === 'GET' || req.method === 'HEAD') && url.pathname !== '/graphql') {
-      serveConsole(req, res, url.pathname);
-      return;
-    }
-    return yoga.handle(req, res);
+    await yoga.handle(req, res);
   }
+
+  routes
+    .add('*', '/graphql', graphqlOverHttp)
+    // The console's own routes (/builds/…) are its client's: any path no other route names.
+    .add(['GET', 'HEAD'], '/*', (req, res, { url }) => serveConsole(req, res, url.pathname));
+  let server: Server | null = null;
+  let wss: WebSocketServer | null = null;
 
   return {
     fetch: (request) => yoga.fetch(request),
@@ -256,18 +293,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       checkLostRunners: () => watchdog.check(),
       curate: () => curator.curate(),
     },
+    jobs,
     async start(port, host = '127.0.0.1') {
       consumers.push(...(await startIngester({ orm, broker, pubsub, logger, buildState })));
-      sweeper.start();
-      watchdog.start();
-      curator.start();
+      for (const job of Object.values(jobs)) job.start();
       server = createServer((req, res) => {
-        handleHttp(req, res).catch((err) => {
+        routes.handle(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
           if (!res.headersSent) res.writeHead(500).end();
         });
       });
-      wss = new WebSocketServer({ server, path: '/graphql' });
+      wss = new WebSocketServer({ server, path: '/graphql', maxPayload: WS_MAX_PAYLOAD_BYTES });
       useServer<Record<string, unknown>, { request: IncomingMessage }>(
         {
           execute: (args: ExecutionArgs & { rootValue?: unknown }) =>
@@ -320,6 +356,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         },
         wss,
       );
+      wss.on('connection', (socket) => {
+        // A socket's 'error' is a client's fault (a frame past maxPayload, a broken frame), and ws has
+        // closed that connection already with the code that says why; graphql-ws's own listener would
+        // print it to the console as an error of this server.
+        socket.removeAllListeners('error');
+        socket.on('error', (err) => logger.warn({ err }, 'closed a WebSocket after a bad frame'));
+      });
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, host, () => resolve());
@@ -329,9 +372,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return { url: listenUrl, port: actual };
     },
     async stop() {
-      sweeper.stop();
-      watchdog.stop();
-      curator.stop();
+      await Promise.all(Object.values(jobs).map((job) => job.stop()));
       for (const c of consumers.splice(0)) await c.cancel().catch(() => {});
       if (wss) {
         for (const client of wss.clients) client.close(1001, 'server shutting down');

@@ -2,10 +2,11 @@
  * Sends a stored blob as an HTTP download: the whole file (200) or one byte range (206 with
  * Content-Range; RFC 9110 §14), Content-Disposition with the file's name, and the SHA-256 as ETag.
  * A range that cannot be satisfied, or a malformed `bytes=` range, is 416 with `Content-Range:
- * bytes *\/<size>`. Several ranges at once are not supported: the first one is served.
+ * bytes *\/<size>`. Several ranges at once are not supported: the first satisfiable one is served.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import rangeParser from 'range-parser';
 import type { ByteRange, FileStore } from './file-store.ts';
 
 export interface Download {
@@ -18,20 +19,11 @@ export interface Download {
 /** `bytes=0-99`, `bytes=100-`, `bytes=-100` against `size`; 'invalid' for anything unsatisfiable. */
 export function parseRange(header: string | undefined, size: number): ByteRange | 'invalid' | null {
   if (!header) return null;
-  const match = /^\s*bytes\s*=\s*(.+)$/i.exec(header);
+  const ranges = rangeParser(size, header);
+  if (ranges === -1 || ranges === -2) return 'invalid';
   // Other units are not ours: serve the whole file, as RFC 9110 lets a server do.
-  if (!match) return null;
-  const first = match[1]!.split(',')[0]!.trim();
-  const range = /^(\d*)\s*-\s*(\d*)$/.exec(first);
-  if (!range || (range[1] === '' && range[2] === '')) return 'invalid';
-  if (range[1] === '') {
-    const suffix = Number(range[2]);
-    if (suffix === 0 || size === 0) return 'invalid';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(range[1]);
-  const end = range[2] === '' ? size - 1 : Math.min(Number(range[2]), size - 1);
-  if (start >= size || end < start) return 'invalid';
+  if (ranges.type.trim().toLowerCase() !== 'bytes') return null;
+  const { start, end } = ranges[0]!;
   return { start, end };
 }
 

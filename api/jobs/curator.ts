@@ -1,43 +1,35 @@
 /**
  * The curator (Djinn's): every minute, keeps each user's newest artifacts up to the user's cleanup
  * limit and deletes the rest, never those of pinned builds (the rule is ArtifactService.curate's),
- * then removes blobs that nothing refers to any more. Several replicas may run it at once: a row
- * deleted twice is deleted once, and each blob is removed under its own lock (files/blobs.ts).
+ * then removes blobs that nothing refers to any more. It runs on the leader only: replicas running it
+ * at once would be safe (a row deleted twice is deleted once, and each blob is removed under its own
+ * lock, files/blobs.ts) but would only repeat each other's scans of every user's artifacts.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ArtifactService, CurateResult } from '../modules/artifacts/artifacts.service.ts';
+import { every, type PeriodicJob } from './periodic.ts';
 
-export function startCurator(deps: {
+export function createCurator(deps: {
   orm: MikroORM;
   artifacts: ArtifactService;
   logger: Logger;
+  /** The database whose advisory lock elects the one replica that curates. */
+  databaseUrl: string;
   intervalMs?: number;
-}): { start(): void; stop(): void; curate(): Promise<CurateResult> } {
+}): { job: PeriodicJob; curate(): Promise<CurateResult> } {
   async function curate(): Promise<CurateResult> {
     const result = await deps.artifacts.curate(deps.orm.em.fork());
     if (result.artifacts + result.blobs > 0)
       deps.logger.info(result, 'curator deleted old artifacts and blobs');
     return result;
   }
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
-  return {
-    start() {
-      timer ??= setInterval(() => {
-        if (running) return;
-        running = curate()
-          .catch((err) => deps.logger.error({ err }, 'curator pass failed'))
-          .finally(() => {
-            running = null;
-          });
-      }, deps.intervalMs ?? 60_000);
-      timer.unref();
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-    },
-    curate,
-  };
+  const job = every({
+    name: 'curator',
+    intervalMs: deps.intervalMs ?? 60_000,
+    run: curate,
+    logger: deps.logger,
+    leaderOnly: { databaseUrl: deps.databaseUrl },
+  });
+  return { job, curate };
 }

@@ -1,21 +1,22 @@
 /**
  * Republishes outbox rows that stayed unpublished (the process died between commit and publish, or
  * the broker was down). Rows are claimed with SKIP LOCKED so two replicas never publish the same
- * row at the same moment.
+ * row at the same moment: it runs on every replica, with no leader to wait for when one goes away.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { OutboxMessage } from '../broker/outbox.entity.ts';
 import type { BuildService } from '../modules/builds/builds.service.ts';
+import { every, type PeriodicJob } from './periodic.ts';
 
-export function startOutboxSweeper(deps: {
+export function createOutboxSweeper(deps: {
   orm: MikroORM;
   builds: BuildService;
   logger: Logger;
   intervalMs?: number;
   /** Rows younger than this are still being published by the request that wrote them. */
   graceMs?: number;
-}): { start(): void; stop(): void; sweep(): Promise<number> } {
+}): { job: PeriodicJob; sweep(): Promise<number> } {
   const grace = deps.graceMs ?? 5_000;
   async function sweep(): Promise<number> {
     const em = deps.orm.em.fork();
@@ -41,18 +42,11 @@ export function startOutboxSweeper(deps: {
       return published;
     });
   }
-  let timer: NodeJS.Timeout | null = null;
-  return {
-    start() {
-      timer ??= setInterval(() => {
-        sweep().catch((err) => deps.logger.error({ err }, 'outbox sweep failed'));
-      }, deps.intervalMs ?? 5_000);
-      timer.unref();
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-    },
-    sweep,
-  };
+  const job = every({
+    name: 'outbox-sweeper',
+    intervalMs: deps.intervalMs ?? 5_000,
+    run: sweep,
+    logger: deps.logger,
+  });
+  return { job, sweep };
 }

@@ -2,18 +2,21 @@
  * Ends builds whose runner went silent. RabbitMQ redelivers a build when its runner's connection
  * drops, so this only matters when a runner hangs with its connection still open: a RUNNING build
  * past its timeout (plus a grace) whose runner sent no heartbeat for `silenceMs` becomes TIMED_OUT.
+ * It runs on every replica: BuildState.ended's update is conditional on the build still running, so a build
+ * two replicas find at once is ended (and announced) by one of them.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { BuildState } from '../modules/builds/build-state.ts';
+import { every, type PeriodicJob } from './periodic.ts';
 
-export function startWatchdog(deps: {
+export function createWatchdog(deps: {
   orm: MikroORM;
   buildState: BuildState;
   logger: Logger;
   intervalMs?: number;
   silenceMs?: number;
-}): { start(): void; stop(): void; check(): Promise<string[]> } {
+}): { job: PeriodicJob; check(): Promise<string[]> } {
   const silence = deps.silenceMs ?? 30_000;
   async function check(): Promise<string[]> {
     const em = deps.orm.em.fork();
@@ -34,18 +37,11 @@ export function startWatchdog(deps: {
     }
     return ended;
   }
-  let timer: NodeJS.Timeout | null = null;
-  return {
-    start() {
-      timer ??= setInterval(() => {
-        check().catch((err) => deps.logger.error({ err }, 'watchdog check failed'));
-      }, deps.intervalMs ?? 10_000);
-      timer.unref();
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-    },
-    check,
-  };
+  const job = every({
+    name: 'watchdog',
+    intervalMs: deps.intervalMs ?? 10_000,
+    run: check,
+    logger: deps.logger,
+  });
+  return { job, check };
 }

@@ -13,7 +13,8 @@
  *   submitter's own, or its namespace's), and
  *   `POST /runner/builds/<build>/artifacts?job=<job id>&name=<name>` stores the request body as that
  *   job's artifact `name` (201 with `{id, size, sha256}`; 413 past KILN_ARTIFACT_MAX_BYTES).
- *   Errors are JSON `{error}` with 400, 401, 403 or 404.
+ *   Errors are JSON `{error}` with 400, 401, 403 or 404; any other path under /runner/ is a JSON 404
+ *   (405 for another method on one of these paths).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
@@ -24,6 +25,7 @@ import { hasScope, type Scope } from '../../auth/scopes.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Context } from '../../context.ts';
 import { type Download, serveBlob } from '../../files/serve-blob.ts';
+import { notFound, type Routes } from '../../http/routes.ts';
 import { BuildSchema } from '../builds/builds.entity.ts';
 import type { ObjectService } from '../objects/objects.service.ts';
 import { secretAccess } from '../variables/scoped-resource.service.ts';
@@ -53,7 +55,8 @@ function httpOf(error: unknown): { status: number; headers: Record<string, strin
   return http?.status ? { status: http.status, headers: http.headers ?? {} } : null;
 }
 
-export function createFilesHttp(deps: FilesHttpDeps) {
+/** Registers these endpoints into `routes`. */
+export function addFilesRoutes(routes: Routes, deps: FilesHttpDeps): void {
   /** The request's context when it holds `scope`; otherwise answered here (401, 403…). */
   async function personWith(
     req: IncomingMessage,
@@ -192,34 +195,15 @@ export function createFilesHttp(deps: FilesHttpDeps) {
     json(res, 201, { id: artifact.id, size: artifact.size, sha256: artifact.sha256 });
   }
 
-  /** Answers the request when it is one of these endpoints; false otherwise. */
-  return async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    const method = req.method ?? 'GET';
-    const read = method === 'GET' || method === 'HEAD';
-    let m = /^\/artifacts\/([^/]+)$/.exec(url.pathname);
-    if (m && read) {
-      await downloadArtifact(req, res, m[1]!);
-      return true;
-    }
-    m = /^\/objects\/([^/]+)$/.exec(url.pathname);
-    if (m && read) {
-      await downloadOwnObject(req, res, m[1]!);
-      return true;
-    }
-    m = /^\/runner\/builds\/([^/]+)\/objects\/([^/]+)$/.exec(url.pathname);
-    if (m && read) {
-      await downloadObject(req, res, m[1]!, m[2]!);
-      return true;
-    }
-    m = /^\/runner\/builds\/([^/]+)\/artifacts$/.exec(url.pathname);
-    if (m && method === 'POST') {
-      await uploadArtifact(req, res, m[1]!, url);
-      return true;
-    }
-    if (url.pathname.startsWith('/runner/')) {
-      json(res, 405, { error: `${method} ${url.pathname} is not an endpoint` });
-      return true;
-    }
-    return false;
-  };
+  routes
+    .add(['GET', 'HEAD'], '/artifacts/:id', (req, res, { params }) => downloadArtifact(req, res, params.id!))
+    .add(['GET', 'HEAD'], '/objects/:id', (req, res, { params }) => downloadOwnObject(req, res, params.id!))
+    .add(['GET', 'HEAD'], '/runner/builds/:build/objects/:object', (req, res, { params }) =>
+      downloadObject(req, res, params.build!, params.object!),
+    )
+    .add('POST', '/runner/builds/:build/artifacts', (req, res, { params, url }) =>
+      uploadArtifact(req, res, params.build!, url),
+    )
+    // Runners get JSON for any path of theirs, never the console's page.
+    .add('*', '/runner/*', notFound);
 }
