@@ -14,6 +14,17 @@ describe('waitFor', () => {
     );
   });
 
+  it('can say in its message the last state it saw', async () => {
+    let status = 'QUEUED';
+    const check = () => {
+      status = 'RUNNING';
+      return false;
+    };
+    await expect(
+      waitFor(() => `the build to pass (it is ${status})`, check, { timeoutMs: 30 }),
+    ).rejects.toThrow('waiting for the build to pass (it is RUNNING)');
+  });
+
   it('ends the wait with the error the check throws', async () => {
     await expect(
       waitFor('a broken check', () => {

@@ -6,8 +6,8 @@
  * `check` is polled until it returns a truthy value, which `waitFor` resolves with. It may be
  * asynchronous (a query), and it may act before it looks (send a probe again until it is heard). An
  * error it throws ends the wait with that error. Past `timeoutMs` the wait fails with a message that
- * names what was awaited: the timeout only turns a hang into a readable failure, it asserts nothing
- * about time, so it is generous.
+ * names what was awaited (`what`, or what it returns then, so it can tell the last state seen): the
+ * timeout only turns a hang into a readable failure, it asserts nothing about time, so it is generous.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -22,7 +22,7 @@ export interface WaitOptions {
 export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
 
 export async function waitFor<T>(
-  what: string,
+  what: string | (() => string),
   check: () => T | Promise<T>,
   { timeoutMs = 30_000, intervalMs = 10 }: WaitOptions = {},
 ): Promise<Truthy<T>> {
@@ -30,7 +30,10 @@ export async function waitFor<T>(
   for (;;) {
     const value = await check();
     if (value) return value as Truthy<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (performance.now() > deadline) {
+      const awaited = typeof what === 'string' ? what : what();
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${awaited}`);
+    }
     await delay(intervalMs);
   }
 }
