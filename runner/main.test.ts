@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../test/testkit/services.ts';
+import { waitFor } from '../test/testkit/wait.ts';
 import { AmqpBroker } from './broker/amqp/amqp-broker.ts';
 import { deleteTopology } from './broker/amqp/topology.ts';
 import type { BuildJob, RunnerEvent } from './contract/messages.ts';
@@ -13,10 +13,11 @@ const AMQP_URL = process.env.KILN_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1
 // Under KILN_REQUIRE=rabbitmq a missing RabbitMQ fails instead of skipping.
 const hasRabbit = available('rabbitmq');
 
-/** `kiln runner` as its own process, as the CLI starts it. */
+/** `kiln runner` as its own process, as the CLI starts it; `output()` is what it printed so far. */
 function startRunnerProcess(env: Record<string, string>): {
   child: ChildProcess;
   exited: Promise<number | null>;
+  output: () => string;
 } {
   const child = spawn(
     process.execPath,
@@ -42,17 +43,7 @@ function startRunnerProcess(env: Record<string, string>): {
       resolve(code);
     }),
   );
-  return { child, exited };
-}
-
-async function waitFor<T>(check: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(20);
-  }
+  return { child, exited, output: () => output };
 }
 
 describe('kiln runner (the process)', () => {
@@ -108,22 +99,27 @@ describe('kiln runner (the process)', () => {
         timeoutMs: 60_000,
         submittedAt: new Date().toISOString(),
       };
-      const { child, exited } = startRunnerProcess({
+      const { child, exited, output } = startRunnerProcess({
         KILN_AMQP_URL: AMQP_URL,
         KILN_BROKER_PREFIX: prefix,
         KILN_RUNNER_NAME: 'process-runner',
-        KILN_LOG_LEVEL: 'warn',
+        KILN_LOG_LEVEL: 'info',
       });
       await broker.publish('build', [job]);
-      await waitFor(() => events.some((e) => e.type === 'log.chunk' && e.lines.includes('waiting')));
+      await waitFor('the job to log "waiting"', () =>
+        events.some((e) => e.type === 'log.chunk' && e.lines.includes('waiting')),
+      );
 
       child.kill('SIGTERM');
-      await delay(100);
+      // It has taken the signal and is draining: it must still be there, waiting for the build.
+      await waitFor('the runner to say it is draining', () =>
+        output().includes('stopping: draining the running builds'),
+      );
       expect(child.exitCode).toBeNull();
       await writeFile(gate, '');
 
       expect(await exited).toBe(0);
-      const finished = await waitFor(() => events.find((e) => e.type === 'build.finished'));
+      const finished = await waitFor('build.finished', () => events.find((e) => e.type === 'build.finished'));
       expect(finished).toMatchObject({ buildId: 'main-1', status: 'PASSED', attempt: 1 });
       expect(events.find((e) => e.type === 'build.started')).toMatchObject({ runner: 'process-runner' });
     });

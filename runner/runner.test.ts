@@ -2,8 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../test/testkit/wait.ts';
 import { createBroker } from './broker/create-broker.ts';
 import { MemoryBroker } from './broker/memory/memory-broker.ts';
 import type { BuildJob, RunnerEvent, RunnerEventOf } from './contract/messages.ts';
@@ -21,16 +21,6 @@ function isRunning(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-async function waitFor<T>(check: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(10);
   }
 }
 
@@ -117,9 +107,12 @@ describe('runner with the in-process broker', () => {
       (e): e is RunnerEventOf<T> =>
         e.type === type && (!buildId || ('buildId' in e && e.buildId === buildId)),
     );
-  const finished = (buildId: string) => waitFor(() => of('build.finished', buildId)[0]);
+  const finished = (buildId: string) =>
+    waitFor(`build ${buildId} to finish`, () => of('build.finished', buildId)[0]);
   const logged = (buildId: string, line: string) =>
-    waitFor(() => of('log.chunk', buildId).some((e) => e.lines.includes(line)));
+    waitFor(`build ${buildId} to log "${line}"`, () =>
+      of('log.chunk', buildId).some((e) => e.lines.includes(line)),
+    );
 
   it('runs a published build and publishes its events, with heartbeats listing it while it runs', async () => {
     await setup();
@@ -131,7 +124,7 @@ describe('runner with the in-process broker', () => {
 
     await logged(job.buildId, 'hello');
     expect(runner.readiness().running).toBe(1);
-    await waitFor(() =>
+    await waitFor('a heartbeat of r1 listing the build', () =>
       of('runner.heartbeat').some(
         (e) => e.runner === 'r1' && e.running.some((r) => r.buildId === job.buildId),
       ),
@@ -147,7 +140,7 @@ describe('runner with the in-process broker', () => {
     expect(of('log.chunk', job.buildId).map((e) => e.seq)).toEqual(
       Array.from({ length: done.lastSeq }, (_, i) => i + 1),
     );
-    await waitFor(() => runner.readiness().running === 0);
+    await waitFor('the runner to run nothing', () => runner.readiness().running === 0);
   });
 
   it('acks a build only after its build.finished: with concurrency 1 the next build waits for it', async () => {
@@ -176,7 +169,9 @@ describe('runner with the in-process broker', () => {
     const job = build(['echo started', `sh -c 'echo $$ > ${pidFile}; exec sleep 1000'`]);
     await broker.publish('build', [job]);
     await logged(job.buildId, 'started');
-    const pid = await waitFor(() => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')));
+    const pid = await waitFor('the job to write its pid', () =>
+      existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0,
+    );
     expect(isRunning(pid)).toBe(true);
 
     await broker.publish('control', [{ type: 'kill', buildId: job.buildId }]);
@@ -216,7 +211,10 @@ describe('runner with the in-process broker', () => {
 
     // The first run gave its lease up, so the next need not wait for it to lapse.
     const [started] = of('build.started', job.buildId);
-    const released = await waitFor(() => of('build.released', job.buildId)[0]);
+    const released = await waitFor(
+      'the first run to release the build',
+      () => of('build.released', job.buildId)[0],
+    );
     expect(released).toMatchObject({ lease: started?.lease, attempt: 1 });
 
     await startRunner('r2');
@@ -273,8 +271,8 @@ describe('runner with the in-process broker', () => {
 
     answer = () => 'kill';
     const { runner: second } = await startRunner('r2');
-    await waitFor(() => of('build.started', job.buildId).some((e) => e.runner === 'r2'));
-    await waitFor(() => second.readiness().running === 0);
+    await waitFor('r2 to ask', () => of('build.started', job.buildId).some((e) => e.runner === 'r2'));
+    await waitFor('r2 to drop the delivery', () => second.readiness().running === 0);
     // Acked: a third runner gets nothing, and r2 ran nothing.
     await startRunner('r3');
     const probe = build(['echo probe']);

@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueBuildToken } from '../api/auth/build-token.ts';
 import { createSecretBox } from '../api/auth/secret-box.ts';
@@ -21,6 +20,7 @@ import type { Logger } from '../runner/executor.ts';
 import { createRunner, type Runner } from '../runner/runner.ts';
 import { signUpAndLogIn, startTestApp, type TestApp } from './testkit/app.ts';
 import { available, ensureTestImage } from './testkit/services.ts';
+import { waitFor } from './testkit/wait.ts';
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
 const LIMIT = 2048;
@@ -61,21 +61,23 @@ describe.runIf(available('postgres'))('objects and artifacts in builds', () => {
     );
     const id = (submitted.submitBuild as { build?: { id: string } }).build?.id;
     if (!id) throw new Error(JSON.stringify(submitted));
-    for (let i = 0; i < 3000; i++) {
-      const data = await gql(
-        `query ($id: ID!) { build(id: $id) {
+    const found = await waitFor(
+      `build ${id} to finish`,
+      async () => {
+        const data = await gql(
+          `query ($id: ID!) { build(id: $id) {
           id status artifacts { id name size sha256 downloadUrl }
           stages { jobs { name status artifacts { name } } }
           log(first: 1000) { edges { node { lines } } } } }`,
-        { id },
-      );
-      const found = data.build as BuildView;
-      if (found.status !== 'QUEUED' && found.status !== 'RUNNING') {
-        return { ...found, lines: found.log.edges.flatMap((edge) => edge.node.lines) };
-      }
-      await delay(50);
-    }
-    throw new Error(`build ${id} did not finish`);
+          { id },
+        );
+        const build = data.build as BuildView;
+        return build.status !== 'QUEUED' && build.status !== 'RUNNING' && build;
+      },
+      // A docker build may take most of the test's minute on a slow machine.
+      { timeoutMs: 50_000 },
+    );
+    return { ...found, lines: found.log.edges.flatMap((edge) => edge.node.lines) };
   }
 
   const download = (path: string, headers: Record<string, string> = {}) =>

@@ -6,10 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import { buildSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuildUpdated } from '../runner/contract/messages.ts';
 import { collect, signUpAndLogIn, startTestApp, type TestApp } from './testkit/app.ts';
 import { available } from './testkit/services.ts';
+import { waitFor } from './testkit/wait.ts';
 
 const WHO = ['anonymous', 'outsider', 'collaborator', 'owner', 'scopeless'] as const;
 type Who = (typeof WHO)[number];
@@ -80,6 +83,8 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
   const tokens = {} as Record<Exclude<Who, 'anonymous'>, string>;
   let buildId = '';
   let killedBuildId = '';
+  /** Owns the PUBLIC namespace `open`, whose builds everyone may see. */
+  let publisher = '';
   const invites = {} as Record<'accept' | 'reject', Partial<Record<Who, string>>>;
   const ownTokens: Partial<Record<Who, string>> = {};
   const secretIds = {
@@ -96,14 +101,53 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
   const gql = (who: Who, query: string, variables: Record<string, unknown> = {}) =>
     t.gql(query, variables, token(who)) as Promise<Response>;
 
-  async function subscribe(who: Who, field: string, query: string, variables: Record<string, unknown>) {
+  const MANIFEST = 'driver: {type: os}\nstages: [s]\njobs: [{stage: s, commands: [echo]}]\n';
+  /** Submits a build to `namespace` with `as`'s token; returns its id. */
+  async function submitTo(namespace: string, as: string): Promise<string> {
+    const res = (await t.gql(
+      `mutation ($m: String!, $ns: String!) { submitBuild(input: { manifest: $m, namespace: $ns }) {
+        ... on SubmitBuildSuccess { build { id } } } }`,
+      { m: MANIFEST, ns: namespace },
+      as,
+    )) as Response;
+    return (res.data!.submitBuild as { build: { id: string } }).build.id;
+  }
+
+  const refusal = (field: string, errors: unknown[]): Outcome | null => {
+    const error = errors[0] as { extensions?: { code?: string } } | undefined;
+    return error ? judge(field, { errors: [{ message: '', extensions: error.extensions }] }) : null;
+  };
+
+  /**
+   * A subscription is judged by what arrives, never by what did not arrive in a while: refused (an
+   * error), ended, or `ok` once it yields. One that may stay silent gets a `probe`, something it
+   * would be told of, sent until the subscription is refused, ends or hears it.
+   */
+  async function subscribe(
+    who: Who,
+    field: string,
+    query: string,
+    variables: Record<string, unknown>,
+    probe?: () => Promise<void>,
+  ): Promise<Outcome> {
     await t.listen();
-    const sub = collect<Record<string, unknown>>(t.ws(token(who)), query, variables);
-    await Promise.race([sub.done, new Promise((r) => setTimeout(r, 500))]);
+    let settled = false;
+    const sub = collect<Record<string, unknown>>(
+      t.ws(token(who)),
+      query,
+      variables,
+      (items) => items.length > 0,
+    );
+    void sub.done.then(() => {
+      settled = true;
+    });
+    await waitFor(`${who}'s ${field} to be refused, to end or to yield`, async () => {
+      if (settled || sub.errors.length > 0) return true;
+      await probe?.();
+      return false;
+    });
     sub.stop();
-    const error = sub.errors[0] as { extensions?: { code?: string } } | undefined;
-    if (error) return judge(field, { errors: [{ message: '', extensions: error.extensions }] });
-    return 'ok' as const;
+    return refusal(field, sub.errors) ?? 'ok';
   }
 
   beforeAll(async () => {
@@ -139,6 +183,12 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
     await owner('mutation ($id: ID!) { killBuild(input: { buildId: $id }) { __typename } }', {
       id: killedBuildId,
     });
+    publisher = await signUpAndLogIn(t, 'publisher');
+    await t.gql(
+      'mutation { createNamespace(input: { path: "open", visibility: PUBLIC }) { __typename } }',
+      {},
+      publisher,
+    );
     // Invites for each signed-in principal to answer, from another user's namespaces.
     const inviter = await signUpAndLogIn(t, 'inviter');
     for (const kind of ['accept', 'reject'] as const) {
@@ -542,6 +592,7 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       expect: secretRule,
     },
     'Subscription.buildLog': {
+      // The killed build's log is complete: a subscriber that may see it gets it all, then the end.
       run: (who) =>
         subscribe(who, 'buildLog', 'subscription ($id: ID!) { buildLog(buildId: $id) { cursor } }', {
           id: killedBuildId,
@@ -549,38 +600,74 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       expect: members,
     },
     'Subscription.buildUpdated': {
+      // A change of the build, announced as the ingester announces one, until the subscriber hears it.
       run: (who) =>
-        subscribe(who, 'buildUpdated', 'subscription ($id: ID!) { buildUpdated(buildId: $id) { id } }', {
-          id: buildId,
-        }),
+        subscribe(
+          who,
+          'buildUpdated',
+          'subscription ($id: ID!) { buildUpdated(buildId: $id) { id } }',
+          { id: buildId },
+          async () => {
+            const { status } = (
+              await gql('owner', 'query ($id: ID!) { build(id: $id) { status } }', { id: buildId })
+            ).data!.build as { status: BuildUpdated['status'] };
+            await t.broker.publish('event', [
+              {
+                type: 'build.updated',
+                buildId: decodeGlobalID(buildId).id,
+                status,
+                attempt: 0,
+                lease: null,
+                reason: null,
+                startedAt: null,
+                finishedAt: null,
+                jobs: [],
+                at: new Date().toISOString(),
+              },
+            ]);
+          },
+        ),
       expect: members,
     },
     'Subscription.runnersUpdated': {
+      // It sends the list at once.
       run: (who) => subscribe(who, 'runnersUpdated', 'subscription { runnersUpdated { name } }', {}),
       expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
     },
     'Subscription.buildsUpdated': {
+      // What `who` may not see is judged next to what it may: it first hears of a public build (so
+      // it is listening), then the owner submits a team build, then the publisher another public
+      // one. Changes reach a subscription in the order they were announced, so once `who` hears of
+      // the second public build it would already have heard of the team build.
       run: async (who) => {
         await t.listen();
-        const query = 'subscription { buildsUpdated(namespace: "owner@team") { id } }';
-        const theirs = collect(t.ws(token(who)), query, {}, (items) => items.length > 0);
-        const owners = collect(t.ws(tokens.owner), query, {}, (items) => items.length > 1);
-        // Submit until the owner has heard of two builds: `who` subscribed first, so it was listening
-        // by the second at the latest, and has been told too if it may see it.
-        for (let i = 0; i < 20 && owners.items.length < 2; i++) {
-          await gql(
-            'owner',
-            `mutation ($m: String!) { submitBuild(input: { manifest: $m, namespace: "team" }) { __typename } }`,
-            { m: 'driver: {type: os}\nstages: [s]\njobs: [{stage: s, commands: [echo]}]\n' },
-          );
-          await Promise.race([owners.done, new Promise((r) => setTimeout(r, 250))]);
+        let ended = false;
+        const sub = collect<{ buildsUpdated: { id: string } }>(
+          t.ws(token(who)),
+          'subscription { buildsUpdated { id } }',
+          {},
+        );
+        void sub.done.then(() => {
+          ended = true;
+        });
+        const heard = (id: string) => sub.items.some((i) => i.buildsUpdated.id === id);
+        const over = () => ended || sub.errors.length > 0;
+        try {
+          await waitFor(`${who} to hear of a public build`, async () => {
+            if (over() || sub.items.length > 0) return true;
+            await submitTo('open', publisher);
+            return false;
+          });
+          if (!over()) {
+            const team = await submitTo('team', tokens.owner);
+            const control = await submitTo('open', publisher);
+            await waitFor(`${who} to hear of public build ${control}`, () => over() || heard(control));
+            if (!over()) return heard(team) ? 'ok' : 'hidden';
+          }
+          return refusal('buildsUpdated', sub.errors) ?? 'hidden';
+        } finally {
+          sub.stop();
         }
-        await Promise.race([theirs.done, new Promise((r) => setTimeout(r, 300))]);
-        theirs.stop();
-        owners.stop();
-        const error = theirs.errors[0] as { extensions?: { code?: string } } | undefined;
-        if (error) return judge('buildsUpdated', { errors: [{ message: '', extensions: error.extensions }] });
-        return theirs.items.length > 0 ? 'ok' : 'hidden';
       },
       expect: members,
     },

@@ -15,6 +15,7 @@ import { createTestDatabase, type TestDatabase } from './testkit/db.ts';
 import { isRunning } from './testkit/pids.ts';
 import { type KilnProcess, spawnKiln, startServe } from './testkit/processes.ts';
 import { AMQP_URL, available } from './testkit/services.ts';
+import { waitFor } from './testkit/wait.ts';
 
 const ready = available('postgres') && available('rabbitmq');
 
@@ -144,18 +145,21 @@ describe.runIf(ready)('two serve replicas and two runners on PostgreSQL and Rabb
     return { chunks, lines, done };
   }
 
-  async function waitForFinal(id: string, timeoutMs = 60_000): Promise<BuildView> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { build } = await gql<{ build: BuildView }>(
-        serveB.url,
-        `query ($id: ID!) { build(id: $id) { ${BUILD_FIELDS} } }`,
-        { id },
-      );
-      if (!['QUEUED', 'RUNNING'].includes(build.status)) return build;
-      if (Date.now() > deadline) throw new Error(`build still ${build.status}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  function waitForFinal(id: string, timeoutMs = 60_000): Promise<BuildView> {
+    let status = '';
+    return waitFor(
+      () => `build ${id} to finish (it is still ${status})`,
+      async () => {
+        const { build } = await gql<{ build: BuildView }>(
+          serveB.url,
+          `query ($id: ID!) { build(id: $id) { ${BUILD_FIELDS} } }`,
+          { id },
+        );
+        status = build.status;
+        return !['QUEUED', 'RUNNING'].includes(build.status) && build;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
   }
 
   const jobStatuses = (b: BuildView) => b.stages.flatMap((s) => s.jobs.map((j) => `${j.name}:${j.status}`));
@@ -273,11 +277,12 @@ jobs:
         r.waitFor((l) => l.msg === 'build taken' && l.number === build.number, 30_000).then(() => r),
       ),
     );
-    for (let i = 0; i < 100 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 100));
+    const orphan = await waitFor('the first attempt to write its pid', () =>
+      existsSync(marker) ? readFileSync(marker, 'utf8').trim() : '',
+    );
     takenBy.child.kill('SIGKILL');
     await takenBy.exited;
     // A SIGKILLed runner cannot stop its job: end the first attempt's process group here.
-    const orphan = readFileSync(marker, 'utf8').trim();
     try {
       const stat = readFileSync(`/proc/${orphan}/stat`, 'utf8');
       const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);

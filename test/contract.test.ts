@@ -1,7 +1,8 @@
 /**
- * schema.graphql must satisfy ../shared/design/CONTRACT.graphql: every type, field, argument, enum
- * value, union member and interface named there exists with the same type. Parts that arrive with
- * later issues are listed in PENDING; remove them as they land.
+ * schema.graphql must satisfy ../shared/design/CONTRACT.graphql (or the file KILN_CONTRACT_FILE
+ * names): every type, field, argument, enum value, union member and interface named there exists with
+ * the same type. Parts that arrive with later issues are listed in PENDING; remove them as they land.
+ * Without the contract file the tests skip, saying where they looked.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,10 +19,58 @@ import {
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..');
-const contractFile = path.resolve(root, '../shared/design/CONTRACT.graphql');
+const contractFile =
+  process.env.KILN_CONTRACT_FILE || path.resolve(root, '../shared/design/CONTRACT.graphql');
 
-/** (accounts) and (artifacts) parts of the contract, not built yet. */
-const PENDING = new Set<string>([]);
+/**
+ * What the contract names that later issues build, by the contract's part marks: a type (with all
+ * its fields) or `Type.field`. Each issue removes its part's names as it lands; the second test
+ * fails while a landed name is still listed.
+ */
+const PENDING = new Set<string>([
+  // (repositories): git repositories, forge events, and why each build exists.
+  ...['Namespace.repositories', 'Build.cause'],
+  ...['Mutation.createRepository', 'Mutation.triggerRepository', 'Mutation.replayForgeEvent'],
+  ...['Forge', 'BuildCause', 'Repository', 'ForgeEvent', 'ForgeEventEdge', 'ForgeEventConnection'],
+  ...['CreateRepositoryInput', 'CreateRepositorySuccess', 'CreateRepositoryResult'],
+  ...['TriggerRepositoryInput', 'TriggerRepositorySuccess', 'TriggerRepositoryResult'],
+  ...['ReplayForgeEventInput', 'ReplayForgeEventSuccess', 'ReplayForgeEventResult'],
+  // (schedules): cron schedules. BuildCause's two fields outlive the BuildCause entry above.
+  ...['Namespace.schedules', 'BuildCause.schedule', 'BuildCause.scheduledFor'],
+  ...['Mutation.createSchedule', 'Mutation.updateSchedule', 'Mutation.deleteSchedule'],
+  ...['Schedule', 'CreateScheduleInput', 'CreateScheduleSuccess', 'CreateScheduleResult'],
+  ...['UpdateScheduleInput', 'UpdateScheduleSuccess', 'UpdateScheduleResult'],
+  ...['DeleteScheduleInput', 'DeleteScheduleSuccess', 'DeleteScheduleResult'],
+  // (images): disk images for the qemu driver.
+  ...['User.images', 'Namespace.images', 'Mutation.downloadImage', 'Subscription.imageUpdated'],
+  ...['ImageStatus', 'Image', 'DownloadImageInput', 'DownloadImageSuccess', 'DownloadImageResult'],
+  // (notifications): outgoing webhooks, mail and badges.
+  ...['User.email', 'User.emailVerified', 'User.notify', 'Namespace.webhooks', 'Namespace.badgeToken'],
+  ...['Mutation.createWebhook', 'Mutation.setEmail', 'Mutation.setNotify'],
+  ...['Webhook', 'WebhookDelivery', 'WebhookDeliveryEdge', 'WebhookDeliveryConnection'],
+  ...['CreateWebhookInput', 'CreateWebhookSuccess', 'CreateWebhookResult', 'NotifyPreference'],
+  ...[
+    'SetEmailInput',
+    'SetEmailSuccess',
+    'SetEmailResult',
+    'SetNotifyInput',
+    'SetNotifySuccess',
+    'SetNotifyResult',
+  ],
+  // (operations): backups.
+  ...['Query.backups', 'Mutation.createBackup'],
+  ...['BackupStatus', 'Backup', 'CreateBackupSuccess', 'CreateBackupResult'],
+]);
+
+/** Whether `name` (a type, or Type.field) is in `schema`. */
+function has(schema: GraphQLSchema, name: string): boolean {
+  const [type, field] = name.split('.');
+  const t = schema.getType(type!);
+  if (!field) return Boolean(t);
+  return Boolean(
+    t && (isObjectType(t) || isInterfaceType(t) || isInputObjectType(t)) && t.getFields()[field],
+  );
+}
 
 function differences(contract: GraphQLSchema, ours: GraphQLSchema): string[] {
   const out: string[] = [];
@@ -74,21 +123,31 @@ function differences(contract: GraphQLSchema, ours: GraphQLSchema): string[] {
   return out;
 }
 
-describe.runIf(existsSync(contractFile))('the public contract', () => {
-  it('is satisfied by schema.graphql, except for the parts of issues still open', () => {
-    const contract = buildSchema(readFileSync(contractFile, 'utf8'));
-    const ours = buildSchema(readFileSync(path.join(root, 'schema.graphql'), 'utf8'));
-    expect(differences(contract, ours)).toEqual([]);
+// The contract lives beside the repository (in the project's shared design folder), not in it: a
+// clone on its own has no copy, and then there is nothing to compare with.
+const missing = existsSync(contractFile)
+  ? null
+  : `skipping: the contract ${contractFile} is not there (set KILN_CONTRACT_FILE to where CONTRACT.graphql is)`;
+if (missing) console.warn(missing);
+
+describe('the public contract', () => {
+  const read = (file: string) => buildSchema(readFileSync(file, 'utf8'));
+  const ours = () => read(path.join(root, 'schema.graphql'));
+
+  it('is satisfied by schema.graphql, except for the parts of issues still open', (ctx) => {
+    if (missing) ctx.skip(missing);
+    expect(differences(read(contractFile), ours())).toEqual([]);
   });
 
-  it('lists nothing as pending that the schema already has', () => {
-    const ours = buildSchema(readFileSync(path.join(root, 'schema.graphql'), 'utf8'));
-    const landed = [...PENDING].filter((name) => {
-      const [type, field] = name.split('.');
-      const t = ours.getType(type!);
-      if (!field) return Boolean(t) && type !== 'Float';
-      return Boolean(t && (isObjectType(t) || isInputObjectType(t)) && t.getFields()[field]);
-    });
-    expect(landed).toEqual([]);
+  it('lists nothing as pending that the schema already has', (ctx) => {
+    if (missing) ctx.skip(missing);
+    const schema = ours();
+    expect([...PENDING].filter((name) => has(schema, name))).toEqual([]);
+  });
+
+  it('lists as pending only names the contract has', (ctx) => {
+    if (missing) ctx.skip(missing);
+    const contract = read(contractFile);
+    expect([...PENDING].filter((name) => !has(contract, name))).toEqual([]);
   });
 });

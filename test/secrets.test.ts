@@ -9,7 +9,6 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBroker } from '../runner/broker/memory/memory-broker.ts';
@@ -19,6 +18,7 @@ import type { Logger } from '../runner/executor.ts';
 import { createRunner, type Runner } from '../runner/runner.ts';
 import { collect, signUpAndLogIn, startTestApp, type TestApp } from './testkit/app.ts';
 import { available, ensureTestImage } from './testkit/services.ts';
+import { waitFor } from './testkit/wait.ts';
 
 const run = promisify(execFile);
 const silent: Logger = { info() {}, warn() {}, error() {} };
@@ -133,19 +133,16 @@ describe.runIf(available('postgres'))('secrets in builds', () => {
     expect(live.errors).toEqual([]);
     const streamed = live.items.flatMap((item) => item.buildLog.lines);
     // The ingester stores chunks apart from the live fan-out: wait until all of them are stored.
-    let stored: string[] = [];
-    let status = '';
-    for (let i = 0; i < 500; i++) {
+    const { status, stored } = await waitFor(`build ${id} to be finished with its log stored`, async () => {
       const data = await gql(
         'query ($id: ID!) { build(id: $id) { status log(first: 1000) { edges { node { lines } } } } }',
         { id },
       );
       const b = data.build as { status: string; log: { edges: { node: { lines: string[] } }[] } };
-      status = b.status;
-      stored = b.log.edges.flatMap((edge) => edge.node.lines);
-      if (stored.length >= streamed.length && status !== 'RUNNING' && status !== 'QUEUED') break;
-      await delay(20);
-    }
+      const stored = b.log.edges.flatMap((edge) => edge.node.lines);
+      const done = stored.length >= streamed.length && b.status !== 'RUNNING' && b.status !== 'QUEUED';
+      return done && { status: b.status, stored };
+    });
     return { status, streamed, stored };
   }
 
@@ -216,13 +213,10 @@ describe.runIf(available('postgres'))('secrets in builds', () => {
     });
     for (const line of keyLines()) expect(dump).not.toContain(line);
     // The build's HOME was its own, next to its workspace (not the runner's), and went with it.
-    // The runner removes it right after reporting the build finished: give it a moment.
-    let left = await readdir(join(dir, 'work'));
-    for (let i = 0; i < 250 && left.length > 0; i++) {
-      await delay(20);
-      left = await readdir(join(dir, 'work'));
-    }
-    expect(left).toEqual([]);
+    // The runner removes it right after reporting the build finished.
+    await waitFor("the build's workspace and HOME to be removed", async () => {
+      return (await readdir(join(dir, 'work'))).length === 0;
+    });
   });
 
   it.runIf(available('docker'))(

@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRunning, stopsRunning } from '../../test/testkit/pids.ts';
+import { waitFor } from '../../test/testkit/wait.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-embedded-pg-'));
@@ -64,7 +64,7 @@ describe('embedded postgres', () => {
       lost = reason;
     });
     process.kill(db.pid, 'SIGKILL');
-    for (let i = 0; i < 250 && lost === ''; i++) await delay(20);
+    await waitFor('the loss to be reported', () => lost !== '');
     expect(lost).toBe('the embedded database process ended (SIGKILL)');
     await db.stop();
   });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunnerEvent } from '../../runner/contract/messages.ts';
 import { collect, startTestApp, type TestApp } from '../../test/testkit/app.ts';
 import { available } from '../../test/testkit/services.ts';
+import { waitFor } from '../../test/testkit/wait.ts';
 
 const MANIFEST = `driver: {type: os}
 stages: [one, two]
@@ -106,13 +107,15 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       .execute(`update builds set lease_seen_at = now() - interval '1 hour' where id = ?`, [ids.buildId]);
   }
 
-  async function waitForStatus(ids: Ids, status: string): Promise<BuildData['build']> {
-    for (let i = 0; i < 200; i++) {
-      const res = await t.gql<BuildData>(BUILD, { id: ids.globalId });
-      if (res.data?.build.status === status) return res.data.build;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`build never became ${status}`);
+  async function read(ids: Ids): Promise<BuildData['build']> {
+    return (await t.gql<BuildData>(BUILD, { id: ids.globalId })).data!.build;
+  }
+
+  function waitForStatus(ids: Ids, status: string): Promise<BuildData['build']> {
+    return waitFor(`build ${ids.buildId} to be ${status}`, async () => {
+      const build = await read(ids);
+      return build.status === status && build;
+    });
   }
 
   it('stores a run, and an event delivered twice is stored once', async () => {
@@ -168,7 +171,10 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     const build = await waitForStatus(ids, 'PASSED');
     expect(build.attempt).toBe(2);
     expect(build.tags).toContain('orphaned');
-    // A late event of attempt 1 changes nothing.
+    // A late event of attempt 1 changes nothing. Storage takes events one batch at a time, in the
+    // order they were published: once another build's start, published after it, is stored, the
+    // late event has been dealt with.
+    const later = await submit();
     await t.broker.publish('event', [
       {
         type: 'job.finished',
@@ -181,8 +187,10 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
         at: at(),
       },
     ]);
-    await new Promise((r) => setTimeout(r, 200));
-    const again = await waitForStatus(ids, 'PASSED');
+    await t.broker.publish('event', passingRun(later).slice(0, 1));
+    await waitForStatus(later, 'RUNNING');
+    const again = await read(ids);
+    expect(again.status).toBe('PASSED');
     expect(again.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual(['PASSED', 'PASSED']);
   });
 
@@ -225,12 +233,39 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
       { id: ids.globalId },
       (items) => items.some((i) => i.buildUpdated.status === 'PASSED'),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    // Nothing says when the server starts listening: until the subscriber hears one, announce the
+    // build as submitBuild did (queued, which no runner event leaves it), then run it.
+    const queued: RunnerEvent = {
+      type: 'build.updated',
+      buildId: ids.buildId,
+      status: 'QUEUED',
+      attempt: 0,
+      lease: null,
+      reason: null,
+      startedAt: null,
+      finishedAt: null,
+      jobs: ids.jobs.map((jobId) => ({
+        jobId,
+        status: 'QUEUED',
+        exitCode: null,
+        startedAt: null,
+        finishedAt: null,
+      })),
+      at: at(),
+    };
+    await waitFor('the subscription to hear an announcement', async () => {
+      if (sub.items.length > 0 || sub.errors.length > 0) return true;
+      await t.broker.publish('event', [queued]);
+      return false;
+    });
     for (const event of passingRun(ids)) await t.broker.publish('event', [event]);
     await sub.done;
-    const seen = sub.items.map(
-      (i) => `${i.buildUpdated.status}:${i.buildUpdated.stages.map((s) => s.jobs[0]!.status).join(',')}`,
-    );
+    expect(sub.errors).toEqual([]);
+    const seen = sub.items
+      .filter((i) => i.buildUpdated.status !== 'QUEUED')
+      .map(
+        (i) => `${i.buildUpdated.status}:${i.buildUpdated.stages.map((s) => s.jobs[0]!.status).join(',')}`,
+      );
     expect(seen[0]).toBe('RUNNING:QUEUED,QUEUED');
     expect(seen).toContain('RUNNING:RUNNING,QUEUED');
     expect(seen).toContain('RUNNING:PASSED,RUNNING');
@@ -272,8 +307,7 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     });
     try {
       expect(await t.app.maintenance.sweepOutbox()).toBe(1);
-      for (let i = 0; i < 100 && !seen.includes(ids.buildId); i++)
-        await new Promise((r) => setTimeout(r, 20));
+      await waitFor('the republished job to be delivered', () => seen.includes(ids.buildId));
       expect(seen.filter((id) => id === ids.buildId).length).toBeGreaterThanOrEqual(1);
       // The number travels beside the sealed job in the outbox row.
       const [row] = await t.orm.em

@@ -282,7 +282,7 @@ export function brokerContract(
       expect(Math.max(...batchSizes)).toBeLessThanOrEqual(10);
     });
 
-    it('keeps the order of publishEvents calls that do not wait for each other', async () => {
+    it('keeps the order of publish calls that do not wait for each other', async () => {
       const publisher = await world.open();
       const api = await world.open();
       const fanned: string[] = [];

@@ -6,8 +6,10 @@ import { createTemplateDatabase } from './db.ts';
 import { POSTGRES_URL, probe, required } from './services.ts';
 
 export default async function setup(): Promise<() => Promise<void>> {
+  // First: a KILN_REQUIRE naming an unknown service fails the run before anything else.
+  const needed = required();
   const found = await probe();
-  const missing = [...required()].filter((name) => name in found && !found[name as keyof typeof found]);
+  const missing = [...needed].filter((name) => name in found && !found[name as keyof typeof found]);
   if (missing.length > 0) {
     throw new Error(`required services are not reachable: ${missing.join(', ')} (KILN_REQUIRE)`);
   }

@@ -2,7 +2,7 @@
  * Whether processes the tests started (or that their code started) still run, read from /proc.
  */
 import { readFileSync } from 'node:fs';
-import { setTimeout as delay } from 'node:timers/promises';
+import { waitFor } from './wait.ts';
 
 /** Running: not gone, and not a zombie waiting for an init that does not reap (as in some containers). */
 export function isRunning(pid: number): boolean {
@@ -20,11 +20,8 @@ export function isRunning(pid: number): boolean {
 }
 
 /** Waits up to `ms` for `pid` to stop running; returns whether it did. */
-export async function stopsRunning(pid: number, ms = 5_000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (isRunning(pid)) {
-    if (Date.now() > until) return false;
-    await delay(20);
-  }
-  return true;
+export function stopsRunning(pid: number, ms = 5_000): Promise<boolean> {
+  return waitFor(`process ${pid} to stop`, () => !isRunning(pid), { timeoutMs: ms, intervalMs: 20 }).catch(
+    () => false,
+  );
 }

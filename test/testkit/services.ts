@@ -15,15 +15,29 @@ export const DOCKER_HOST =
 /** The image docker tests run in, built by infra/test-images/busybox.sh (never pulled). */
 export { ensureTestImage, TEST_IMAGE } from '../../infra/test-images/test-image.ts';
 
-export type ServiceName = 'postgres' | 'rabbitmq' | 'docker' | 'qemu' | 'chromium';
+/** Every service a test may need; KILN_REQUIRE names some of these (qemu: the VM driver's tests). */
+export const SERVICES = ['postgres', 'rabbitmq', 'docker', 'qemu', 'chromium'] as const;
+export type ServiceName = (typeof SERVICES)[number];
 
-export const required = (): Set<string> =>
-  new Set(
-    (process.env.KILN_REQUIRE ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+/**
+ * The services a comma-separated KILN_REQUIRE names. A name that is not a service is an error: a
+ * typo (`postgress`) would otherwise require nothing, and a missing service would skip silently.
+ */
+export function parseRequired(value: string | undefined): Set<ServiceName> {
+  const names = (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = names.filter((name) => !(SERVICES as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `KILN_REQUIRE names unknown services: ${unknown.join(', ')} (known: ${SERVICES.join(', ')})`,
+    );
+  }
+  return new Set(names as ServiceName[]);
+}
+
+export const required = (): Set<ServiceName> => parseRequired(process.env.KILN_REQUIRE);
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
   const { hostname, port } = new URL(url);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, signUpAndLogIn, startTestApp, type TestApp } from '../../../test/testkit/app.ts';
 import { available } from '../../../test/testkit/services.ts';
+import { waitFor } from '../../../test/testkit/wait.ts';
 
 type RunnerItem = { name: string; queues: string[]; running: number; online: boolean; concurrency: number };
 
@@ -39,11 +40,10 @@ describe.runIf(available('postgres'))('runners and runnersUpdated', () => {
          values ('gone', '["default"]', 1, '[]', now() - interval '1 hour', now() - interval '1 minute')`,
     );
     await t.broker.publish('event', [beat('alive', new Date(), ['11111111-1111-1111-1111-111111111111'])]);
-    let list: RunnerItem[] = [];
-    while (!list.some((r) => r.name === 'alive')) {
-      list = (await runners()).data!.runners;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const list = await waitFor('the heartbeat of "alive" to be stored', async () => {
+      const found = (await runners()).data!.runners;
+      return found.some((r) => r.name === 'alive') && found;
+    });
     expect(list.map((r) => [r.name, r.online, r.running, r.queues])).toEqual([
       ['alive', true, 1, ['default', 'big']],
       ['gone', false, 0, ['default']],
@@ -57,7 +57,7 @@ describe.runIf(available('postgres'))('runners and runnersUpdated', () => {
       {},
       (items) => items.some((i) => i.runnersUpdated.some((r) => r.name === 'fresh' && r.online)),
     );
-    while (sub.items.length === 0 && sub.errors.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await waitFor('the first list', () => sub.items.length > 0 || sub.errors.length > 0);
     expect(sub.items[0]!.runnersUpdated.map((r) => r.name)).not.toContain('fresh');
     await t.broker.publish('event', [beat('fresh', new Date())]);
     await sub.done;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRunning, stopsRunning } from '../../../test/testkit/pids.ts';
+import { waitFor } from '../../../test/testkit/wait.ts';
 import { cleanupOsLeftovers, rootPrefix } from './leftovers.ts';
 import { createOsDriver } from './os-driver.ts';
 
@@ -89,7 +90,7 @@ describe('os driver leftovers', () => {
         reported = result;
       },
     });
-    for (let i = 0; i < 250 && reported === null; i++) await delay(20);
+    await waitFor('the cleanup to be reported', () => reported !== null);
     expect(reported).toMatchObject({ workspaces: 1 });
     expect((reported as { processes: number }).processes).toBeGreaterThanOrEqual(1);
     expect(isRunning(job)).toBe(false);

@@ -2,21 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRunning } from '../../../test/testkit/pids.ts';
+import { waitFor } from '../../../test/testkit/wait.ts';
 import type { DriverSession, JobResult } from '../driver.ts';
 import { createOsDriver } from './os-driver.ts';
 
 const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), LANG: 'C.UTF-8' };
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await delay(10);
-  }
-}
 
 describe('os driver', () => {
   let base: string;
@@ -139,13 +131,13 @@ describe('os driver', () => {
     );
     const pids = () =>
       existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim().split('\n').map(Number) : [];
-    await waitFor(() => pids().length === 4);
+    await waitFor('the job to start its four processes', () => pids().length === 4);
     expect(pids().every(isRunning)).toBe(true);
     controller.abort('killed');
     const result = await running;
     expect(result.aborted).toBe(true);
     expect(result.exitCode).toBeGreaterThan(128);
-    await waitFor(() => !pids().some(isRunning), 2000);
+    await waitFor('every process of the job to end', () => !pids().some(isRunning));
     await session.destroy();
     expect(existsSync(pidFile)).toBe(false);
   });
@@ -156,7 +148,7 @@ describe('os driver', () => {
     const result = await run(`sleep 1000 & echo $! > ${pidFile}\necho started`);
     expect(result).toMatchObject({ exitCode: 0, aborted: false, output: 'started\n' });
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !isRunning(pid), 2000);
+    await waitFor('the background process to end', () => !isRunning(pid));
     await session.destroy();
   });
 
