@@ -76,13 +76,20 @@ async function storeEvents(deps: IngesterDeps, deliveries: StoredDelivery<Runner
   const em = deps.orm.em.fork();
   const chunks: RunnerEventOf<'log.chunk'>[] = [];
   const beats = new Map<string, RunnerEventOf<'runner.heartbeat'>>();
-  const reports: StatusReport[] = [];
+  /** Reports, heartbeats and runs of chunks, in the order they were published. */
+  const steps: (StatusReport | RunnerEventOf<'runner.heartbeat'> | RunnerEventOf<'log.chunk'>[])[] = [];
   for (const { message: event } of deliveries) {
-    if (event.type === 'log.chunk') chunks.push(event);
-    else if (event.type === 'runner.heartbeat') beats.set(event.runner, event);
-    else if (isStatusReport(event)) reports.push(event);
+    if (event.type === 'log.chunk') {
+      chunks.push(event);
+      const last = steps.at(-1);
+      if (Array.isArray(last)) last.push(event);
+      else steps.push([event]);
+    } else if (event.type === 'runner.heartbeat') {
+      beats.set(event.runner, event);
+      steps.push(event);
+    } else if (isStatusReport(event)) steps.push(event);
   }
-  if (reports.length === 0) {
+  if (steps.every((step) => Array.isArray(step) || step.type === 'runner.heartbeat')) {
     // The common batch while a job prints: rows idempotent each on its own need no transaction, and
     // BEGIN and COMMIT would triple its round trips (embedded, each one holds up the event loop).
     await insertChunks(em, chunks);
@@ -90,16 +97,26 @@ async function storeEvents(deps: IngesterDeps, deliveries: StoredDelivery<Runner
     for (const d of deliveries) await d.ack();
     return;
   }
-  // Status changes go first (a build.started gives the run whose chunks follow its lease), then the
-  // batch's heartbeats and its log chunks: in the same message, as one transaction, when the chunks
-  // are small (written in, a few lines cost nothing to escape), else right after.
-  const after: string[] = [];
-  for (const beat of beats.values()) after.push(...runnerSql(em, beat));
+  // Chunks are kept only for the run holding their build at their place among the reports (a
+  // build.started before them may have just given it to their run), and a heartbeat renews leases
+  // where it came: each step goes where it was published. In one message, as one transaction, when
+  // the chunks are small (written in, a few lines cost nothing to escape); else the statements
+  // between big runs of chunks go in messages of their own.
   const chunkBytes = chunks.reduce((sum, c) => sum + c.lines.reduce((n, l) => n + l.length + 1, 0), 0);
-  const inline = chunks.length > 0 && chunkBytes <= INLINE_CHUNK_BYTES;
-  if (inline) after.push(insertChunksSql(em, chunks));
-  await deps.buildState.reported(em, reports, after);
-  if (!inline) await insertChunks(em, chunks);
+  const inline = chunkBytes <= INLINE_CHUNK_BYTES;
+  let pending: (StatusReport | string)[] = [];
+  for (const step of steps) {
+    if (Array.isArray(step)) {
+      if (inline) pending.push(insertChunksSql(em, step));
+      else {
+        if (pending.length > 0) await deps.buildState.reported(em, pending);
+        pending = [];
+        await insertChunks(em, step);
+      }
+    } else if (step.type === 'runner.heartbeat') pending.push(...runnerSql(em, step));
+    else pending.push(step);
+  }
+  if (pending.length > 0) await deps.buildState.reported(em, pending);
   for (const d of deliveries) await d.ack();
 }
 

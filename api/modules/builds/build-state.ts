@@ -152,20 +152,23 @@ export class BuildState {
   }
 
   /**
-   * Runners' reports, in the order they were published, applied with `then` (statements the caller
-   * needs in the same transaction after them, e.g. log chunks, which are kept only for the run a
-   * report may just have let hold the build) as one message: PostgreSQL runs a message of several
+   * Runners' reports, in the order they were published, with statements the caller needs run at
+   * their place among them (e.g. the log chunks that came between two reports, kept only for the run
+   * holding the build at that point), as one message: PostgreSQL runs a message of several
    * statements as one transaction, so it is all or nothing, in one round trip. Then every change is
    * announced, and each run that reported its start gets its answer.
    */
-  async reported(em: EntityManager, reports: readonly StatusReport[], then: readonly string[]) {
+  async reported(em: EntityManager, steps: readonly (StatusReport | string)[]) {
     const statements: string[] = [];
     const applied: { report: StatusReport; at: number }[] = [];
-    for (const report of reports) {
-      applied.push({ report, at: statements.length });
-      statements.push(statusSql(em, report), em.getPlatform().formatQuery(SNAPSHOT_SQL, [report.buildId]));
+    for (const step of steps) {
+      if (typeof step === 'string') {
+        statements.push(step);
+        continue;
+      }
+      applied.push({ report: step, at: statements.length });
+      statements.push(statusSql(em, step), em.getPlatform().formatQuery(SNAPSHOT_SQL, [step.buildId]));
     }
-    statements.push(...then);
     if (statements.length === 0) return;
     const results = (await em.getKnex().raw(statements.join(';\n'))) as unknown as Result[] | Result;
     const all = Array.isArray(results) ? results : [results];
