@@ -283,8 +283,12 @@ async function statPath(container: Docker.Container, path: string): Promise<Path
   }
 }
 
-const linkTarget = (stat: PathStat | null): string | null =>
-  stat && stat.mode & MODE_SYMLINK && stat.linkTarget !== '' ? stat.linkTarget : null;
+/**
+ * Where a link leads, `undefined` for what is no link, and null for a link the engine gave no
+ * target for: that one is refused, as if it led outside.
+ */
+const linkTarget = (stat: PathStat): string | null | undefined =>
+  stat.mode & MODE_SYMLINK ? stat.linkTarget || null : undefined;
 
 /**
  * Where `names` lead from the directory `from` in `container`, each existing one's link followed
@@ -301,7 +305,9 @@ async function followLinks(
     const next = current === '/' ? `/${name}` : `${current}/${name}`;
     const stat = await statPath(container, next);
     if (stat === null) return [next, ...names.slice(i + 1)].join('/');
-    current = linkTarget(stat) ?? next;
+    const target = linkTarget(stat);
+    if (target === null) return null;
+    current = target ?? next;
     if (!isInside(root, current)) return null;
   }
   return current;
@@ -530,9 +536,10 @@ function createSession(parts: SessionParts): DockerSession {
     path: string,
     at: string,
   ): AsyncGenerator<EnvironmentFile | SkippedFile> {
-    const target = linkTarget(await statPath(reader, at));
-    if (target === null) return;
-    if (!isInside(root, target)) {
+    const stat = await statPath(reader, at);
+    const target = stat && linkTarget(stat);
+    if (!stat || target === undefined) return;
+    if (target === null || !isInside(root, target)) {
       yield { path, skipped: OUTSIDE_WORKSPACE };
       return;
     }

@@ -116,7 +116,7 @@ async function openedInside(workspace: string, handle: FileHandle, opened: strin
 type Found = EnvironmentFile | SkippedFile;
 
 /** The regular file at `real` (a real path in `workspace`), as `path`; nothing when it is not one. */
-async function* readFile(workspace: string, path: string, real: string): AsyncGenerator<Found> {
+async function* regularFile(workspace: string, path: string, real: string): AsyncGenerator<Found> {
   // O_NONBLOCK: a FIFO must not hang the runner; it is no regular file and gets skipped below.
   const handle = await open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch(() => null);
   if (!handle) return;
@@ -158,11 +158,11 @@ async function* walk(workspace: string, dir: string, named: string, matcher: Reg
     const child = join(dir, entry.name);
     if (entry.isDirectory()) yield* walk(workspace, child, path, matcher);
     else if (!matcher.test(path)) continue;
-    else if (entry.isFile()) yield* readFile(workspace, path, child);
+    else if (entry.isFile()) yield* regularFile(workspace, path, child);
     else if (entry.isSymbolicLink()) {
       const found = await follow(workspace, child);
       if (found === 'outside') yield { path, skipped: OUTSIDE_WORKSPACE };
-      else if (found?.stats.isFile()) yield* readFile(workspace, path, found.real);
+      else if (found?.stats.isFile()) yield* regularFile(workspace, path, found.real);
     }
   }
 }
@@ -178,7 +178,7 @@ async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerat
   const found = await follow(workspace, join(workspace, start));
   if (found === 'outside') yield { path: start, skipped: OUTSIDE_WORKSPACE };
   else if (found?.stats.isDirectory()) yield* walk(workspace, found.real, start, matcher);
-  else if (found?.stats.isFile() && matcher.test(start)) yield* readFile(workspace, start, found.real);
+  else if (found?.stats.isFile() && matcher.test(start)) yield* regularFile(workspace, start, found.real);
 }
 
 export function createOsDriver(options: OsDriverOptions): Driver {
