@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available, ensureTestImage } from '../test/testkit/services.ts';
 import { runnerBaseEnv } from './config.ts';
-import type { EnvironmentFile } from './drivers/driver.ts';
+import type { EnvironmentFile, SkippedFile } from './drivers/driver.ts';
 import { createOsDriver } from './drivers/os/os-driver.ts';
 import { runOffline } from './offline.ts';
 
-async function collect(files: AsyncIterable<EnvironmentFile>) {
+async function collect(files: AsyncIterable<EnvironmentFile | SkippedFile>) {
   const out: Record<string, string> = {};
   for await (const file of files) {
+    if ('skipped' in file) {
+      out[file.path] = `skipped, ${file.skipped}`;
+      continue;
+    }
     let text = '';
     for await (const chunk of file.content) text += chunk.toString();
     out[file.path] = text;
@@ -38,7 +42,9 @@ describe('files of the os driver', () => {
       await session.putFile!('conf/app.env', bytes('A=1\n'), 4);
       // An absolute path stands for the same path under the workspace.
       await session.putFile!('/etc/placed.txt', bytes('abs\n'), 4);
-      await expect(session.putFile!('../outside.txt', bytes('x'), 1)).rejects.toThrow('leaves the workspace');
+      await expect(session.putFile!('../outside.txt', bytes('x'), 1)).rejects.toThrow(
+        '../outside.txt resolves outside the workspace',
+      );
       const run = await session.run({
         name: 'make',
         script:
@@ -50,11 +56,14 @@ describe('files of the os driver', () => {
       expect(run.exitCode).toBe(0);
       expect(await collect(session.files!('**/*.txt'))).toEqual({
         'etc/placed.txt': 'abs\n',
+        'link.txt': 'skipped, it resolves outside the workspace',
         'out/a.txt': 'a\n',
         'out/deep/b.txt': 'b\n',
       });
       expect(await collect(session.files!('conf/app.env'))).toEqual({ 'conf/app.env': 'A=1\n' });
-      expect(await collect(session.files!('link.txt'))).toEqual({});
+      expect(await collect(session.files!('link.txt'))).toEqual({
+        'link.txt': 'skipped, it resolves outside the workspace',
+      });
       expect(await collect(session.files!('nothing/*'))).toEqual({});
     } finally {
       await session.destroy();

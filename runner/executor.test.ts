@@ -1,7 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directoryArtifactSink, directoryObjectSource } from './build-files.ts';
 import type { BuildJob, RunnerEvent, RunnerEventOf, Variable } from './contract/messages.ts';
 import { createOsDriver } from './drivers/os/os-driver.ts';
 import { unavailableDriver } from './drivers/registry.ts';
@@ -216,6 +218,94 @@ describe('executeBuild with the os driver', () => {
     expect(of('build.finished')).toEqual([]);
     expect(of('job.finished')).toEqual([]);
     expect(await readdir(base)).toEqual([]);
+  });
+
+  describe('with files outside the workspace', () => {
+    let outside: string;
+    let stored: string;
+    const sentinel = `sentinel ${randomBytes(8).toString('hex')}\n`;
+    beforeAll(async () => {
+      // A sibling of `base`: the workspace is <base>/<root>/workspace, three levels below tmpdir.
+      outside = await mkdtemp(join(tmpdir(), 'kiln-executor-outside-'));
+      await writeFile(join(outside, 'sentinel.txt'), sentinel);
+      await mkdir(join(outside, 'conf'));
+      stored = await mkdtemp(join(tmpdir(), 'kiln-executor-stored-'));
+      await writeFile(join(stored, 'config.env'), 'A=1\n');
+    });
+    afterAll(async () => {
+      await rm(outside, { recursive: true, force: true });
+      await rm(stored, { recursive: true, force: true });
+    });
+
+    /** What the artifact sink received, by name. */
+    async function received(dir: string): Promise<Record<string, string>> {
+      const names = await readdir(dir).catch(() => []);
+      const files = await Promise.all(
+        names.map(async (name) => [name, await readFile(join(dir, name), 'utf8')]),
+      );
+      return Object.fromEntries(files);
+    }
+
+    it('skips an artifact that resolves outside the workspace, with a log line, reading none of it', async () => {
+      const job = buildJob([
+        {
+          name: 'make',
+          jobs: {
+            links: [
+              `ln -s ${outside} link`,
+              `ln -s ${outside}/sentinel.txt abs.txt`,
+              'mkdir -p real/sub && echo inside > real/sub/in.txt && ln -s real/sub inlink',
+            ],
+          },
+        },
+      ]);
+      const climb = `../../../${basename(outside)}/sentinel.txt`;
+      job.stages[0]!.jobs[0]!.artifacts = [
+        { src: 'link/sentinel.txt', name: 'through-dir' },
+        { src: 'abs.txt', name: 'abs.txt' },
+        { src: climb, name: 'climbed' },
+        { src: `/${climb}`, name: 'climbed-absolute' },
+        { src: 'link/*', name: '*' },
+        { src: '*.txt', name: '*.txt' },
+        { src: 'inlink/in.txt', name: 'in.txt' },
+      ];
+      const sink = join(stored, 'artifacts');
+      const { result, of, log } = await execute(job, { artifacts: directoryArtifactSink(sink) });
+
+      expect(result.status).toBe('PASSED');
+      expect(of('job.finished').map((e) => [e.status, e.exitCode])).toEqual([['PASSED', 0]]);
+      const skips = log('job-1').filter((line) => line.includes('skipped'));
+      expect(skips).toEqual([
+        'kiln: artifact link/sentinel.txt: skipped, it resolves outside the workspace',
+        'kiln: artifact abs.txt: skipped, it resolves outside the workspace',
+        `kiln: artifact ${climb}: skipped, it resolves outside the workspace`,
+        `kiln: artifact /${climb}: skipped, it resolves outside the workspace`,
+        'kiln: artifact link: skipped, it resolves outside the workspace',
+        'kiln: artifact abs.txt: skipped, it resolves outside the workspace',
+      ]);
+      // A link that stays inside the workspace is followed.
+      expect(await received(sink)).toEqual({ 'in.txt': 'inside\n' });
+      expect(await readFile(join(outside, 'sentinel.txt'), 'utf8')).toBe(sentinel);
+    });
+
+    it('refuses an object destination that climbs out of the workspace, with a log line', async () => {
+      const job = buildJob([{ name: 'make', jobs: { look: ['ls -R'] } }]);
+      const climb = `../../../${basename(outside)}/conf/config.env`;
+      const { result, log } = await execute(job, {
+        objects: directoryObjectSource(stored, [
+          { name: 'config.env', dest: climb },
+          { name: 'config.env', dest: `/${climb}` },
+          { name: 'config.env', dest: 'conf/config.env' },
+        ]),
+      });
+      expect(result.status).toBe('PASSED');
+      expect(log('job-1').filter((line) => line.startsWith('kiln:'))).toEqual([
+        `kiln: could not place object "config.env" at ${climb}: ${climb} resolves outside the workspace`,
+        `kiln: could not place object "config.env" at /${climb}: /${climb} resolves outside the workspace`,
+        'kiln: object "config.env" placed at conf/config.env (4 bytes)',
+      ]);
+      expect(await readdir(join(outside, 'conf'))).toEqual([]);
+    });
   });
 
   it('fails the build with the reason when the driver cannot make its environment', async () => {

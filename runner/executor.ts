@@ -24,7 +24,8 @@
  * log line each in that job's log; a missing one is logged and skipped. After every job that ran to
  * its end (passed or failed, not stopped), the files its `artifacts` globs match are read
  * (DriverSession.files) and stored, each truncated to the sink's limit; problems are log lines of
- * that job and never change its status.
+ * that job and never change its status. That includes a path that resolves outside the workspace:
+ * the driver refuses it (an object is not placed, an artifact is skipped) and the log says so.
  *
  * Errors: a driver that cannot make its environment fails the build (the first job FAILED with the
  * reason in its log, the others SKIPPED, the reason in build.finished). A failing `emit` is an
@@ -427,6 +428,10 @@ async function collectArtifacts(
       for await (const file of session.files(spec.src)) {
         if (signal.aborted) return;
         matched++;
+        if ('skipped' in file) {
+          note(`artifact ${file.path}: skipped, ${file.skipped}`);
+          continue;
+        }
         const name = artifactFileName(artifactName(spec, file.path));
         if (names.has(name)) {
           note(`artifact "${name}" (${file.path}) has the name of one collected before; skipped`);

@@ -14,6 +14,11 @@ describe('artifact globs', () => {
     expect(matching('./dist//app.tgz')).toEqual(['dist/app.tgz']);
     expect(globToRegExp('a+b(1).txt').test('a+b(1).txt')).toBe(true);
     expect(globToRegExp('a+b(1).txt').test('aab(1)xtxt')).toBe(false);
+    for (const name of ['[ab].txt', '{a,b}.txt', 'a{1,3}', '!x', '@(x)', 'a\\b', '$x^', '.env']) {
+      expect(globToRegExp(name).test(name)).toBe(true);
+    }
+    expect(globToRegExp('[ab].txt').test('a.txt')).toBe(false);
+    expect(globToRegExp('a{1,3}').test('aaa')).toBe(false);
   });
 
   it('start looking in the directory before the first glob', () => {

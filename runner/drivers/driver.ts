@@ -41,6 +41,40 @@ export interface EnvironmentFile {
   content: AsyncIterable<Buffer>;
 }
 
+/** A path `DriverSession.files` matched but did not read, and why. */
+export interface SkippedFile {
+  /** Relative to the workspace, as matched (or the pattern itself, when it leaves the workspace). */
+  path: string;
+  /** Words for the log after "skipped, ", e.g. OUTSIDE_WORKSPACE. */
+  skipped: string;
+}
+
+/**
+ * Why a path is refused when it resolves outside the workspace. No path of putFile or files may:
+ * `.` and `..` are taken as written, before any link, and a path that climbs out of the workspace
+ * with them is refused; then symbolic links are followed as the system follows them, and a path
+ * that a link leads out of the workspace is refused too. A driver resolves links where the files
+ * are and reads or writes what it resolved, so nothing outside the workspace (on the runner's
+ * host, or in the build's container) is ever read or written through a link the build made.
+ */
+export const OUTSIDE_WORKSPACE = 'it resolves outside the workspace';
+
+/** True when `path` is `root` or lies under it; both absolute, POSIX and without `.` or `..`. */
+export function isInside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root === '/' ? '/' : `${root}/`);
+}
+
+/** `path` relative to the root it is under, `.` and `..` taken as written; null when it climbs out. */
+export function lexicallyWithin(path: string): string | null {
+  const kept: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment !== '..') kept.push(segment);
+    else if (kept.pop() === undefined) return null;
+  }
+  return kept.join('/');
+}
+
 export interface DriverSession {
   /** A human-readable description for the log, e.g. the workspace path or container image. */
   readonly description: string;
@@ -50,8 +84,9 @@ export interface DriverSession {
    * Writes `size` bytes of `content` to `path`, creating its directories: a path relative to the
    * workspace, or absolute (the docker driver: inside the workspace; the os driver: under the
    * workspace, which stands for the root). Places the manifest's objects before the first job.
-   * Rejects with a DriverError for a path that leaves the workspace. Optional: a driver without it
-   * cannot place objects (the build goes on, with a log line).
+   * Rejects with a DriverError, writing nothing, for a path that resolves outside the workspace
+   * (see OUTSIDE_WORKSPACE). Optional: a driver without it cannot place objects (the build goes
+   * on, with a log line).
    */
   putFile?(
     path: string,
@@ -62,9 +97,12 @@ export interface DriverSession {
   /**
    * The regular files matching `pattern` (a path relative to the workspace, or absolute as for
    * putFile, with the globs of runner/glob.ts), in archive or directory order; none when nothing
-   * matches. Symbolic links are not followed. Collects a job's artifacts. Optional, like putFile.
+   * matches. A link the pattern names or matches is followed when it resolves inside the workspace
+   * and skipped when it resolves outside (see OUTSIDE_WORKSPACE), as is the pattern itself when
+   * it leaves the workspace; a directory walk does not enter linked directories. Collects a job's
+   * artifacts. Optional, like putFile.
    */
-  files?(pattern: string): AsyncIterable<EnvironmentFile>;
+  files?(pattern: string): AsyncIterable<EnvironmentFile | SkippedFile>;
 }
 
 export interface Driver {

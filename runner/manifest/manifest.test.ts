@@ -295,9 +295,27 @@ jobs:
       'jobs[0].artifacts[0]@17:17',
     ]);
     expect(messageAt(result, 'env[1]')).toContain('invalid variable name "1BAD"');
-    expect(messageAt(result, 'sources[1]')).toBe('the url and ref must not start with "-"');
+    expect(messageAt(result, 'sources[1]')).toBe(
+      'url "--upload-pack=evil" must not start with "-": git would read it as an option',
+    );
     expect(messageAt(result, 'sources[4]')).toBe('directory "c" is already used by sources[3]');
   });
+
+  it.each(['-b', '--upload-pack=/tmp/evil.sh', '--'])(
+    'refuses the source ref %s, which git would read as an option',
+    (ref) => {
+      const text = `driver: {type: os}
+sources: ["https://x/a.git ${ref}"]
+stages: [build]
+jobs: [{stage: build, commands: [make]}]
+`;
+      const result = parseManifest(text);
+      expect(where(result)).toEqual(['sources[0]@2:11']);
+      expect(messageAt(result, 'sources[0]')).toBe(
+        `ref "${ref}" must not start with "-": git would read it as an option`,
+      );
+    },
+  );
 
   it('reports a stage named setup when sources are given, because the clone stage uses that name', () => {
     const text = `driver: {type: os}

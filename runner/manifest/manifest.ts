@@ -458,8 +458,10 @@ function readSource(node: Node | null, path: string, c: Checker): ManifestSource
   let problem: string | null = null;
   if (words.length === 0 || words.length > 2 || dirGiven === '') {
     problem = `must be "url [ref] [=> directory]", got ${quote(s)}`;
-  } else if (url.startsWith('-') || ref.startsWith('-')) {
-    problem = 'the url and ref must not start with "-"';
+  } else if (url.startsWith('-')) {
+    problem = `url ${quote(url)} must not start with "-": git would read it as an option`;
+  } else if (ref.startsWith('-')) {
+    problem = `ref ${quote(ref)} must not start with "-": git would read it as an option`;
   } else if (dir === '') {
     problem = `cannot name a directory after ${quote(url)}; add "=> directory"`;
   } else if (dir.startsWith('/') || dir.startsWith('-') || dir.split('/').includes('..')) {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -97,7 +97,7 @@ jobs:
           name: 'clone.0',
           commands: [
             'git clone -q -- https://github.com/acme/api.git api',
-            'cd api && git checkout -q v1.4.0',
+            'cd api && git checkout -q v1.4.0 --',
           ],
           artifacts: [],
         },
@@ -131,10 +131,45 @@ jobs:
       '[checkout]',
       '[-q]',
       `[${ref}]`,
+      '[--]',
     ]);
     for (const marker of ['pwned', 'pwned2', 'pwned3', 'pwned4'])
       expect(existsSync(join(dir, marker))).toBe(false);
     expect(existsSync(join(dir, cloneDir))).toBe(true);
+  });
+
+  it('checks out the ref as a revision with real git, and fails on a ref that only names a file', () => {
+    const dir = tempDir();
+    const git = (...args: string[]) => {
+      const run = spawnSync('git', ['-c', 'user.name=kiln', '-c', 'user.email=kiln@test', ...args], {
+        cwd: join(dir, 'origin'),
+        encoding: 'utf8',
+      });
+      if (run.status !== 0) throw new Error(run.stderr);
+    };
+    spawnSync('git', ['init', '-q', 'origin'], { cwd: dir });
+    writeFileSync(join(dir, 'origin', 'version.txt'), 'one\n');
+    git('add', '.');
+    git('commit', '-q', '-m', 'one');
+    git('tag', 'v1');
+    writeFileSync(join(dir, 'origin', 'version.txt'), 'two\n');
+    git('commit', '-q', '-am', 'two');
+    const clone = (ref: string, into: string) => {
+      const plan = planBuild(manifest({ sources: [{ url: join(dir, 'origin'), ref, dir: into }] }));
+      return runScript(jobScript(plan.stages[0]?.jobs[0]?.commands ?? []), dir);
+    };
+
+    expect(clone('v1', 'tagged').status).toBe(0);
+    expect(readFileSync(join(dir, 'tagged', 'version.txt'), 'utf8')).toBe('one\n');
+    // Without `--`, git would restore the file and go on with the default branch as if it were the ref.
+    const file = clone('version.txt', 'by-file');
+    expect(file.status).not.toBe(0);
+    expect(file.stderr).toContain('invalid reference: version.txt');
+  });
+
+  it('refuses to plan a ref that git would read as an option', () => {
+    const source = { url: 'https://x/a.git', ref: '--upload-pack=touch pwned', dir: 'a' };
+    expect(() => planBuild(manifest({ sources: [source] }))).toThrow('git would read it as an option');
   });
 });
 

@@ -48,9 +48,12 @@ export function planBuild(manifest: Manifest): PlannedBuild {
 }
 
 function cloneCommands({ url, ref, dir }: ManifestSource): string[] {
-  // `--` keeps a URL from being read as a git option; parseManifest also refuses refs starting with "-".
+  // Before the URL, `--` keeps it from being read as an option. After the ref, `--` makes git take
+  // it as a revision and never as a path, but options are parsed before `--` too: a ref starting
+  // with "-" would still be one, so parseManifest refuses it, and a plan made without it is a bug.
+  if (ref.startsWith('-')) throw new Error(`ref "${ref}" starts with "-": git would read it as an option`);
   const commands = [`git clone -q -- ${shellQuote(url)} ${shellQuote(dir)}`];
-  if (ref !== '') commands.push(`cd ${shellQuote(dir)} && git checkout -q ${shellQuote(ref)}`);
+  if (ref !== '') commands.push(`cd ${shellQuote(dir)} && git checkout -q ${shellQuote(ref)} --`);
   return commands;
 }
 

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available, DOCKER_HOST, ensureTestImage } from '../../../test/testkit/services.ts';
+import { directoryArtifactSink } from '../../build-files.ts';
 import { loadRunnerConfig } from '../../config.ts';
 import type { BuildJob, RunnerEvent, RunnerEventOf, Variable } from '../../contract/messages.ts';
 import { type ExecuteBuildOptions, executeBuild } from '../../executor.ts';
@@ -335,6 +336,98 @@ describe.runIf(available('docker'))('docker driver', () => {
       await session.destroy();
     }
     expect(await leftovers(`${LABEL_BUILD}=docker-test-files`)).toEqual({ containers: 0, volumes: 0 });
+  });
+
+  it('skips an artifact that resolves outside the workspace, in the container or on the host, with a log line', async () => {
+    const host = await mkdtemp(join(tmpdir(), 'kiln-docker-host-'));
+    const sentinel = `sentinel ${randomBytes(8).toString('hex')}\n`;
+    await writeFile(join(host, 'sentinel.txt'), sentinel);
+    try {
+      const job = buildJob(image, [
+        {
+          name: 'make',
+          jobs: {
+            links: [
+              'ln -s /etc link',
+              `ln -s ${host} hostdir`,
+              `ln -s ${host}/sentinel.txt host.txt`,
+              'ln -s ../../../../.. up',
+              'mkdir -p real/sub && echo inside > real/sub/in.txt && ln -s real/sub inlink',
+              `ln -s ${WORKSPACE}/real/sub/in.txt absin.txt`,
+            ],
+          },
+        },
+      ]);
+      job.stages[0]!.jobs[0]!.artifacts = [
+        { src: 'link/passwd', name: 'passwd' },
+        { src: 'hostdir/sentinel.txt', name: 'sentinel' },
+        { src: 'host.txt', name: 'host.txt' },
+        { src: 'up/etc/passwd', name: 'passwd' },
+        { src: '../etc/passwd', name: 'passwd' },
+        { src: '/etc/passwd', name: 'passwd' },
+        { src: 'link/*', name: '*' },
+        { src: '*.txt', name: '*.txt' },
+        { src: 'inlink/in.txt', name: 'in.txt' },
+      ];
+      const sink = join(host, 'artifacts');
+      const { result, log, statuses } = await execute(job, { artifacts: directoryArtifactSink(sink) });
+
+      expect(result.status).toBe('PASSED');
+      expect(statuses()).toEqual([['PASSED', 0]]);
+      expect(log('job-1').filter((line) => line.includes('skipped'))).toEqual(
+        [
+          'link/passwd',
+          'hostdir/sentinel.txt',
+          'host.txt',
+          'up/etc/passwd',
+          '../etc/passwd',
+          '/etc/passwd',
+          'link',
+          'host.txt',
+        ].map((path) => `kiln: artifact ${path}: skipped, it resolves outside the workspace`),
+      );
+      // Links that stay inside the workspace are followed; nothing else reached the sink.
+      const stored = await readdir(sink);
+      expect(stored.sort()).toEqual(['absin.txt', 'in.txt']);
+      for (const name of stored) expect(await readFile(join(sink, name), 'utf8')).toBe('inside\n');
+    } finally {
+      await rm(host, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to place a file through a link an earlier job planted, or above the workspace', async () => {
+    const session = await driver.create(
+      { env: { KILN_BUILD_ID: 'docker-test-put-links' }, signal: new AbortController().signal },
+      { image, workspace: WORKSPACE },
+    );
+    const content = Buffer.from('object\n');
+    const put = (path: string) => session.putFile(path, content, content.length);
+    const run = async (script: string) => {
+      const output: Buffer[] = [];
+      const result = await session.run({
+        name: 'job',
+        script,
+        env: {},
+        signal: new AbortController().signal,
+        output: (data) => output.push(data),
+      });
+      return { ...result, output: Buffer.concat(output).toString() };
+    };
+    try {
+      const planted = await run(
+        'ln -s /etc link\nln -s /etc/passwd file-link\nmkdir real\nln -s real inside\n',
+      );
+      expect(planted.exitCode).toBe(0);
+      await expect(put('link/placed.txt')).rejects.toThrow('link/placed.txt resolves outside the workspace');
+      await expect(put(`${WORKSPACE}/file-link`)).rejects.toThrow('resolves outside the workspace');
+      await expect(put('../placed.txt')).rejects.toThrow('../placed.txt resolves outside the workspace');
+      await expect(session.getArchive('link/passwd')).rejects.toThrow('resolves outside the workspace');
+      await put('inside/placed.txt');
+      const check = await run('cat real/placed.txt\nreadlink file-link\n');
+      expect(check.output).toBe('object\n/etc/passwd\n');
+    } finally {
+      await session.destroy();
+    }
   });
 
   it("removes a crashed runner's leftover containers and volumes when a runner of that name starts", async () => {

@@ -21,7 +21,12 @@
  * Objects and artifacts: a DockerSession can `putFile` into the workspace (or anywhere under it)
  * and `getArchive` a path of it as a tar stream, both through a container that is created but never
  * started (the engine's archive API reaches the volume mounted in it); `files` reads such an archive
- * (untar.ts) and yields the files a glob matches.
+ * (untar.ts) and yields the files a glob matches. No path may resolve outside the workspace
+ * (OUTSIDE_WORKSPACE): the engine resolves links inside the container's root, never the runner
+ * host's, and each path is resolved a component at a time through the engine's stat of it (which
+ * gives a link's target, fully resolved), refused as soon as a link leads out of the workspace,
+ * and then read or written at the path it resolved to. Nothing can change the workspace meanwhile:
+ * no container of the build is running while files are placed or collected.
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -29,15 +34,18 @@ import { posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import Docker from 'dockerode';
-import { globToRegExp, normalizePattern, staticPrefix } from '../../glob.ts';
+import { globToRegExp, staticPrefix } from '../../glob.ts';
 import {
   type Driver,
   type DriverEnvironment,
   DriverError,
   type DriverSession,
   type EnvironmentFile,
+  isInside,
   type JobResult,
   type JobRun,
+  OUTSIDE_WORKSPACE,
+  type SkippedFile,
 } from '../driver.ts';
 import { tarOneFile } from './tar.ts';
 import { readTar } from './untar.ts';
@@ -86,12 +94,13 @@ export interface DockerSession extends DriverSession {
   ): Promise<void>;
   /**
    * A tar stream of `path` (a file or directory, relative to the workspace or absolute inside it),
-   * as Docker's archive API gives it: entries are named from the base name of `path`. For
-   * collecting artifacts after a job; a missing path rejects with a 404 error.
+   * as Docker's archive API gives it: entries are named from the base name of the path it resolves
+   * to. A missing path rejects with a 404 error, one resolving outside the workspace with a
+   * DriverError.
    */
   getArchive(path: string): Promise<NodeJS.ReadableStream>;
-  /** The workspace's files matching a glob, read from one getArchive of the glob's static prefix. */
-  files(pattern: string): AsyncIterable<EnvironmentFile>;
+  /** The workspace's files matching a glob, read from one archive of the glob's static prefix. */
+  files(pattern: string): AsyncIterable<EnvironmentFile | SkippedFile>;
 }
 
 export interface DockerDriver extends Driver {
@@ -252,6 +261,58 @@ async function ensureImage(docker: Docker, image: string, timeoutMs: number, sig
   }
 }
 
+/** What the engine's archive API says of a path (X-Docker-Container-Path-Stat). */
+interface PathStat {
+  /** Go's os.FileMode: type bits above the permission bits. */
+  mode: number;
+  /** For a link: where it leads, every link on the way resolved inside the container's root. */
+  linkTarget: string;
+}
+
+const MODE_SYMLINK = 1 << 27;
+
+/** The engine's stat of `path` in `container`, a last link not followed; null when nothing is there. */
+async function statPath(container: Docker.Container, path: string): Promise<PathStat | null> {
+  try {
+    const response = (await container.infoArchive({ path })) as { headers: Record<string, string> };
+    const header = response.headers['x-docker-container-path-stat'] ?? '';
+    return JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as PathStat;
+  } catch (error) {
+    if (statusOf(error) === 404) return null;
+    throw error;
+  }
+}
+
+/**
+ * Where a link leads, `undefined` for what is no link, and null for a link the engine gave no
+ * target for: that one is refused, as if it led outside.
+ */
+const linkTarget = (stat: PathStat): string | null | undefined =>
+  stat.mode & MODE_SYMLINK ? stat.linkTarget || null : undefined;
+
+/**
+ * Where `names` lead from the directory `from` in `container`, each existing one's link followed
+ * as the engine follows it; a missing tail is kept as named. Null as soon as a step leaves `root`.
+ */
+async function followLinks(
+  container: Docker.Container,
+  from: string,
+  names: string[],
+  root = '/',
+): Promise<string | null> {
+  let current = from;
+  for (const [i, name] of names.entries()) {
+    const next = current === '/' ? `/${name}` : `${current}/${name}`;
+    const stat = await statPath(container, next);
+    if (stat === null) return [next, ...names.slice(i + 1)].join('/');
+    const target = linkTarget(stat);
+    if (target === null) return null;
+    current = target ?? next;
+    if (!isInside(root, current)) return null;
+  }
+  return current;
+}
+
 /** A Writable that hands every chunk to `output`. */
 function sink(output: (data: Buffer) => void): Writable {
   return new Writable({
@@ -348,13 +409,26 @@ function createSession(parts: SessionParts): DockerSession {
     containers.delete(id);
   };
 
-  /** A path of the workspace, for the archive API; refuses paths that leave it. */
-  const inWorkspace = (path: string): string => {
+  /** A container that is never started: the archive API reaches the workspace volume through it. */
+  const newReader = (purpose: string) =>
+    newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `${purpose}-${++jobs}`);
+
+  /**
+   * Where `path` (relative to the workspace, or absolute inside it) leads in `container`, and the
+   * workspace's own real path (an image may have a link among its parents); null when the path
+   * resolves outside the workspace.
+   */
+  const resolveIn = async (container: Docker.Container, path: string) => {
     const full = posix.resolve(workspace, path);
-    if (full !== workspace && !full.startsWith(`${workspace}/`)) {
-      throw new DriverError(`${path} is outside the workspace ${workspace}`);
-    }
-    return full;
+    if (!isInside(workspace, full)) return null;
+    const root = (await followLinks(container, '/', workspace.split('/').filter(Boolean))) ?? workspace;
+    const real = await followLinks(
+      container,
+      root,
+      full.slice(workspace.length).split('/').filter(Boolean),
+      root,
+    );
+    return real === null ? null : { root, real };
   };
 
   const run = async (job: JobRun): Promise<JobResult> => {
@@ -425,10 +499,11 @@ function createSession(parts: SessionParts): DockerSession {
   };
 
   const getArchive = async (path: string): Promise<NodeJS.ReadableStream> => {
-    const full = inWorkspace(path);
-    const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `get-${++jobs}`);
+    const container = await newReader('get');
     try {
-      const stream = await container.getArchive({ path: full });
+      const found = await resolveIn(container, path);
+      if (found === null) throw new DriverError(`${path} resolves outside the workspace`);
+      const stream = await container.getArchive({ path: found.real });
       // The container must live until the archive is read; destroy() removes it if it never is.
       let released = false;
       const release = () => {
@@ -444,6 +519,43 @@ function createSession(parts: SessionParts): DockerSession {
     }
   };
 
+  /** The archive of `path` (resolved) through `reader`, or null when nothing is there. */
+  const archiveOf = async (reader: Docker.Container, path: string) => {
+    try {
+      return (await reader.getArchive({ path })) as NodeJS.ReadableStream & AsyncIterable<Buffer>;
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  };
+
+  /** The file a matched link at `at` leads to, as `path`, unless it leads outside `root`. */
+  async function* linkedFile(
+    reader: Docker.Container,
+    root: string,
+    path: string,
+    at: string,
+  ): AsyncGenerator<EnvironmentFile | SkippedFile> {
+    const stat = await statPath(reader, at);
+    const target = stat && linkTarget(stat);
+    if (!stat || target === undefined) return;
+    if (target === null || !isInside(root, target)) {
+      yield { path, skipped: OUTSIDE_WORKSPACE };
+      return;
+    }
+    const archive = await archiveOf(reader, target);
+    if (archive === null) return;
+    try {
+      // Its first entry is what the link leads to: a directory is no artifact.
+      for await (const entry of readTar(archive)) {
+        if (entry.type === 'file') yield { path, size: entry.size, content: entry.content };
+        return;
+      }
+    } finally {
+      (archive as { destroy?: () => void }).destroy?.();
+    }
+  }
+
   return {
     description: `${image}, workspace ${workspace} (volume ${volume})`,
     image,
@@ -451,38 +563,57 @@ function createSession(parts: SessionParts): DockerSession {
     volume,
     run,
     async putFile(path, content, size, mode = 0o644) {
-      const full = inWorkspace(path);
-      const container = await newContainer({ Entrypoint: ['/bin/sh'], Cmd: [] }, `put-${++jobs}`);
+      const container = await newReader('put');
       try {
-        await container.putArchive(tarOneFile(full.slice(1), content, size, mode), { path: '/' });
+        const found = await resolveIn(container, path);
+        if (found === null) throw new DriverError(`${path} resolves outside the workspace`);
+        if (found.real === found.root) throw new DriverError(`${path} is the workspace itself`);
+        await container.putArchive(tarOneFile(found.real.slice(1), content, size, mode), { path: '/' });
       } finally {
         await dropContainer(container.id).catch(() => undefined);
       }
     },
     getArchive,
     async *files(pattern) {
-      const full = inWorkspace(normalizePattern(pattern));
+      const full = posix.resolve(workspace, pattern);
+      if (!isInside(workspace, full)) {
+        yield { path: pattern, skipped: OUTSIDE_WORKSPACE };
+        return;
+      }
       const relative = full === workspace ? '' : full.slice(workspace.length + 1);
       const prefix = staticPrefix(relative);
       const matcher = globToRegExp(relative);
-      let archive: NodeJS.ReadableStream;
+      const reader = await newReader('get');
       try {
-        archive = await getArchive(prefix === '' ? workspace : `${workspace}/${prefix}`);
-      } catch (error) {
-        if (statusOf(error) === 404) return;
-        throw error;
-      }
-      try {
-        // Entries are named from the base name of the archived path: swap it for the prefix.
-        for await (const entry of readTar(archive as AsyncIterable<Buffer>)) {
-          if (entry.type !== 'file') continue;
-          const slash = entry.name.indexOf('/');
-          const within = slash < 0 ? '' : entry.name.slice(slash + 1);
-          const path = within === '' ? prefix : prefix === '' ? within : `${prefix}/${within}`;
-          if (matcher.test(path)) yield { path, size: entry.size, content: entry.content };
+        const found = await resolveIn(reader, prefix);
+        if (found === null) {
+          yield { path: prefix, skipped: OUTSIDE_WORKSPACE };
+          return;
+        }
+        const archive = await archiveOf(reader, found.real);
+        if (archive === null) return;
+        try {
+          // Entries are named from the base name of the archived path: swap it for the prefix.
+          for await (const entry of readTar(archive)) {
+            const slash = entry.name.indexOf('/');
+            const within = slash < 0 ? '' : entry.name.slice(slash + 1);
+            const path = within === '' ? prefix : prefix === '' ? within : `${prefix}/${within}`;
+            if (!matcher.test(path)) continue;
+            if (entry.type === 'file') yield { path, size: entry.size, content: entry.content };
+            else if (entry.type === 'symlink') {
+              yield* linkedFile(
+                reader,
+                found.root,
+                path,
+                within === '' ? found.real : `${found.real}/${within}`,
+              );
+            }
+          }
+        } finally {
+          (archive as { destroy?: () => void }).destroy?.();
         }
       } finally {
-        (archive as { destroy?: () => void }).destroy?.();
+        await dropContainer(reader.id).catch(() => undefined);
       }
     },
     async destroy() {

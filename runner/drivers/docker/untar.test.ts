@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tarOneFile } from './tar.ts';
@@ -10,6 +11,10 @@ import { readTar } from './untar.ts';
 /** `data` in chunks of `size` bytes, as a slow stream would deliver it. */
 async function* chunked(data: Buffer, size: number) {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+async function* bytes(text: string) {
+  yield Buffer.from(text);
 }
 
 async function entries(source: AsyncIterable<Buffer>, read = true) {
@@ -63,16 +68,63 @@ describe('the tar reader', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of tarOneFile('some/dir/file.txt', Buffer.from('abc'), 3, 0o600))
       chunks.push(chunk);
-    const data = Buffer.concat([chunks[0]!, Buffer.from('abc'), Buffer.alloc(509 + 1024)]);
+    const data = Buffer.concat(chunks);
     expect(await entries(chunked(data, 100), false)).toEqual([
       { name: 'some/dir/file.txt', type: 'file', size: 3, content: '' },
     ]);
     expect(await entries(chunked(data, 3))).toEqual([
       { name: 'some/dir/file.txt', type: 'file', size: 3, content: 'abc' },
     ]);
+    // What GNU tar makes of it: the same file, mode included.
+    await writeFile(join(dir, 'one.tar'), data);
+    const { stdout } = await promisify(execFile)('tar', ['-tvf', join(dir, 'one.tar')]);
+    expect(stdout).toMatch(/^-rw------- .* 3 .* some\/dir\/file\.txt\n$/);
+  });
+
+  it('writes a long name whole and refuses content of another size than announced', async () => {
+    const name = `${'d'.repeat(120)}/${'e'.repeat(120)}/${'f'.repeat(90)}.txt`;
+    const chunks: Buffer[] = [];
+    for await (const chunk of tarOneFile(name, bytes('long'), 4)) chunks.push(chunk);
+    expect(await entries(chunked(Buffer.concat(chunks), 512))).toEqual([
+      { name, type: 'file', size: 4, content: 'long' },
+    ]);
+    const drain = async (stream: AsyncIterable<unknown>) => {
+      for await (const _ of stream);
+    };
+    await expect(drain(tarOneFile('a.txt', bytes('abc'), 4))).rejects.toThrow(
+      'a.txt: 3 bytes instead of the announced 4',
+    );
+    await expect(drain(tarOneFile('a.txt', bytes('abcde'), 4))).rejects.toThrow(
+      'a.txt: more than the announced 4 bytes',
+    );
+    // The engine's client starts reading a moment after it is handed the archive: a failure
+    // before then must wait for it, not go off with no one listening.
+    const failing = tarOneFile('a.txt', bytes(''), 4);
+    await delay(20);
+    await expect(drain(failing)).rejects.toThrow('a.txt: 0 bytes instead of the announced 4');
+  });
+
+  it('goes on to the next entry after a reader stops partway through a file', async () => {
+    const archive = join(dir, 'two.tar');
+    await promisify(execFile)('tar', ['-C', join(dir, 'ws'), '-cf', archive, 'big.bin', 'small.txt']);
+    const seen: string[] = [];
+    for await (const entry of readTar(chunked(await readFile(archive), 100))) {
+      for await (const chunk of entry.content) {
+        seen.push(`${entry.name}: ${chunk.toString().slice(0, 3)}`);
+        break;
+      }
+    }
+    expect(seen).toEqual(['big.bin: xxx', 'small.txt: hel']);
   });
 
   it('refuses what is not a tar archive', async () => {
-    await expect(entries(chunked(Buffer.alloc(1024, 'n'), 512))).rejects.toThrow('not a tar archive');
+    await expect(entries(chunked(Buffer.alloc(1024, 'n'), 512))).rejects.toThrow('Invalid tar header');
+  });
+
+  it('fails a file that the archive cuts short instead of passing it off as whole', async () => {
+    const archive = join(dir, 'cut.tar');
+    await promisify(execFile)('tar', ['-C', join(dir, 'ws'), '-cf', archive, 'big.bin']);
+    const data = (await readFile(archive)).subarray(0, 512 + 1000);
+    await expect(entries(chunked(data, 100))).rejects.toThrow('the tar archive ends inside a file');
   });
 });

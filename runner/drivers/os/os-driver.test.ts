@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +150,42 @@ describe('os driver', () => {
     const pid = Number(readFileSync(pidFile, 'utf8'));
     await waitFor('the background process to end', () => !isRunning(pid));
     await session.destroy();
+  });
+
+  it('refuses to place a file through a link an earlier job planted, and writes nothing outside', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'kiln-os-driver-outside-'));
+    await writeFile(join(outside, 'existing.txt'), 'keep\n');
+    session = await driver().create({ env: {}, signal: new AbortController().signal }, {});
+    const put = (path: string) =>
+      session.putFile!(
+        path,
+        (async function* () {
+          yield Buffer.from('object\n');
+        })(),
+        7,
+      );
+    try {
+      const planted = await run(
+        [
+          `ln -s ${outside} link`,
+          `ln -s ${outside}/existing.txt file-link`,
+          `ln -s ${outside}/new.txt dangling`,
+          'mkdir real && ln -s real inside',
+        ].join('\n'),
+      );
+      expect(planted.exitCode).toBe(0);
+      await expect(put('link/new.txt')).rejects.toThrow('link/new.txt resolves outside the workspace');
+      await expect(put('link/deeper/new.txt')).rejects.toThrow('resolves outside the workspace');
+      await expect(put('/file-link')).rejects.toThrow('/file-link resolves outside the workspace');
+      await expect(put('dangling')).rejects.toThrow('dangling is a link that leads nowhere');
+      await put('inside/placed.txt');
+      expect((await run('cat real/placed.txt')).output).toBe('object\n');
+      expect(await readdir(outside)).toEqual(['existing.txt']);
+      expect(await readFile(join(outside, 'existing.txt'), 'utf8')).toBe('keep\n');
+    } finally {
+      await session.destroy();
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 
   it('does not start a job whose signal is already aborted', async () => {

@@ -15,25 +15,32 @@
  * jobs left running and removes their workspaces (leftovers.ts).
  *
  * Files (objects in, artifacts out) are read and written in the workspace directly; an absolute path
- * is taken as relative to the workspace, and symbolic links are never followed.
+ * is taken as relative to the workspace. Links are resolved with realpath and the result checked
+ * against the workspace's real path; the file is then opened with O_NOFOLLOW and read or written
+ * through that descriptor only once the kernel (/proc/self/fd) confirms it lies in the workspace,
+ * because a job's background process may swap a directory for a link between the two steps.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { constants as fsConstants, mkdirSync, mkdtempSync, type ReadStream, writeFileSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import { globToRegExp, normalizePattern, staticPrefix } from '../../glob.ts';
+import { globToRegExp, staticPrefix } from '../../glob.ts';
 import {
   type Driver,
   type DriverEnvironment,
   DriverError,
   type DriverSession,
   type EnvironmentFile,
+  isInside,
   type JobRun,
+  lexicallyWithin,
+  OUTSIDE_WORKSPACE,
+  type SkippedFile,
 } from '../driver.ts';
 import { createJobProcesses } from './job-processes.ts';
 import { cleanupOsLeftovers, type LeftoverResult, rootPrefix } from './leftovers.ts';
@@ -80,40 +87,98 @@ async function removeTree(path: string): Promise<void> {
   }
 }
 
-/**
- * A path of the os driver's files API, relative to the workspace: an absolute one is taken as
- * relative to the workspace (the workspace stands for the root the docker driver's paths name).
- */
-function workspaceRelative(path: string): string {
-  const relative = normalizePattern(path).replace(/^\/+/, '');
-  if (relative.split('/').includes('..')) throw new DriverError(`${path} leaves the workspace`);
-  return relative;
+const { O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = fsConstants;
+
+/** The real path of `path`, links resolved; a missing tail (or a dangling last link) is kept as named. */
+async function realPathOf(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (error) {
+    const parent = dirname(path);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === path) throw error;
+    return join(await realPathOf(parent), basename(path));
+  }
 }
 
-/** Regular files under `dir` (a path relative to `workspace`), depth first in name order; links are not followed. */
-async function* walk(workspace: string, dir: string): AsyncGenerator<string> {
-  const entries = await readdir(join(workspace, dir), { withFileTypes: true }).catch(() => []);
+/** Whether an open file lies in `workspace` (a real path), by where the kernel says it is. */
+async function openedInside(workspace: string, handle: FileHandle, opened: string): Promise<boolean> {
+  const where = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => null);
+  if (where !== null) return isInside(workspace, where);
+  // No /proc (not Linux): the next best is that the path still leads, link-free, to this very file.
+  const [now, same, mine] = await Promise.all([
+    realpath(opened).catch(() => null),
+    stat(opened).catch(() => null),
+    handle.stat(),
+  ]);
+  return now === opened && same?.dev === mine.dev && same?.ino === mine.ino;
+}
+
+type Found = EnvironmentFile | SkippedFile;
+
+/** The regular file at `real` (a real path in `workspace`), as `path`; nothing when it is not one. */
+async function* regularFile(workspace: string, path: string, real: string): AsyncGenerator<Found> {
+  // O_NONBLOCK: a FIFO must not hang the runner; it is no regular file and gets skipped below.
+  const handle = await open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch(() => null);
+  if (!handle) return;
+  let content: ReadStream | null = null;
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) return;
+    if (!(await openedInside(workspace, handle, real))) {
+      yield { path, skipped: OUTSIDE_WORKSPACE };
+      return;
+    }
+    content = handle.createReadStream();
+    yield { path, size: stats.size, content };
+  } finally {
+    // Also when the caller left the bytes unread: destroying the stream closes the descriptor.
+    if (content) content.destroy();
+    else await handle.close();
+  }
+}
+
+/** Where `path` leads, links followed, checked against `workspace`: null when nothing is there. */
+async function follow(workspace: string, path: string) {
+  const real = await realpath(path).catch(() => null);
+  if (real === null) return null;
+  if (!isInside(workspace, real)) return 'outside' as const;
+  const stats = await stat(real).catch(() => null);
+  return stats && { real, stats };
+}
+
+/**
+ * The files under the real directory `dir`, named from `named` (relative to the workspace), depth
+ * first in name order: linked directories are not entered, a matched link is followed.
+ */
+async function* walk(workspace: string, dir: string, named: string, matcher: RegExp): AsyncGenerator<Found> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
-    const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
-    if (entry.isDirectory()) yield* walk(workspace, path);
-    else if (entry.isFile()) yield path;
+    const path = named === '' ? entry.name : `${named}/${entry.name}`;
+    const child = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(workspace, child, path, matcher);
+    else if (!matcher.test(path)) continue;
+    else if (entry.isFile()) yield* regularFile(workspace, path, child);
+    else if (entry.isSymbolicLink()) {
+      const found = await follow(workspace, child);
+      if (found === 'outside') yield { path, skipped: OUTSIDE_WORKSPACE };
+      else if (found?.stats.isFile()) yield* regularFile(workspace, path, found.real);
+    }
   }
 }
 
-async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerator<EnvironmentFile> {
-  const relative = workspaceRelative(pattern);
+async function* workspaceFiles(workspace: string, pattern: string): AsyncGenerator<Found> {
+  const relative = lexicallyWithin(pattern);
+  if (relative === null) {
+    yield { path: pattern, skipped: OUTSIDE_WORKSPACE };
+    return;
+  }
   const matcher = globToRegExp(relative);
   const start = staticPrefix(relative);
-  const found = await lstat(join(workspace, start)).catch(() => null);
-  if (!found) return;
-  const paths = found.isDirectory() ? walk(workspace, start) : found.isFile() ? [start] : [];
-  for await (const path of paths) {
-    if (!matcher.test(path)) continue;
-    const stat = await lstat(join(workspace, path)).catch(() => null);
-    if (!stat?.isFile()) continue;
-    yield { path, size: stat.size, content: createReadStream(join(workspace, path)) };
-  }
+  const found = await follow(workspace, join(workspace, start));
+  if (found === 'outside') yield { path: start, skipped: OUTSIDE_WORKSPACE };
+  else if (found?.stats.isDirectory()) yield* walk(workspace, found.real, start, matcher);
+  else if (found?.stats.isFile() && matcher.test(start)) yield* regularFile(workspace, start, found.real);
 }
 
 export function createOsDriver(options: OsDriverOptions): Driver {
@@ -143,6 +208,13 @@ export function createOsDriver(options: OsDriverOptions): Driver {
       }
       const workspace = join(root, 'workspace');
       const home = join(root, 'home');
+      // Links resolve to real paths, so the workspace is compared by its own (the temporary
+      // directory may be a link, as on macOS); found once, on first use, off the way to the first job.
+      let realWorkspace: Promise<string> | null = null;
+      const real = () => {
+        realWorkspace ??= realpath(workspace);
+        return realWorkspace;
+      };
       const running = new Set<ChildProcess>();
       let scripts = 0;
 
@@ -201,9 +273,30 @@ export function createOsDriver(options: OsDriverOptions): Driver {
         description: workspace,
         run,
         async putFile(path, content, size, mode = 0o644) {
-          const target = join(workspace, workspaceRelative(path));
-          if (target === workspace) throw new DriverError(`${path} is the workspace itself`);
+          const relative = lexicallyWithin(path);
+          if (relative === '') throw new DriverError(`${path} is the workspace itself`);
+          const inside = await real();
+          const target = relative === null ? null : await realPathOf(join(inside, relative));
+          if (target === null || target === inside || !isInside(inside, target)) {
+            throw new DriverError(`${path} resolves outside the workspace`);
+          }
           await mkdir(dirname(target), { recursive: true });
+          const handle = await open(target, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, mode).catch(
+            (error: NodeJS.ErrnoException) => {
+              throw error.code === 'ELOOP' ? new DriverError(`${path} is a link that leads nowhere`) : error;
+            },
+          );
+          try {
+            // A race can at worst leave an empty file outside: nothing is truncated or written before
+            // this check, and then only through the descriptor it checked.
+            if (!(await openedInside(inside, handle, target))) {
+              throw new DriverError(`${path} resolves outside the workspace`);
+            }
+            await handle.truncate(0);
+          } catch (error) {
+            await handle.close();
+            throw error;
+          }
           let written = 0;
           const counted = async function* () {
             for await (const chunk of content) {
@@ -212,10 +305,12 @@ export function createOsDriver(options: OsDriverOptions): Driver {
               yield chunk;
             }
           };
-          await pipeline(Readable.from(counted()), createWriteStream(target, { mode }));
+          await pipeline(Readable.from(counted()), handle.createWriteStream());
           if (written !== size) throw new Error(`${path}: ${written} bytes instead of the announced ${size}`);
         },
-        files: (pattern) => workspaceFiles(workspace, pattern),
+        async *files(pattern) {
+          yield* workspaceFiles(await real(), pattern);
+        },
         async destroy() {
           for (const child of running) if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
           await removeTree(root);
