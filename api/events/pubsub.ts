@@ -10,12 +10,22 @@
  * The last few log chunks of each build stay replayable for a short while (RECENT_LOG_MS, at most
  * RECENT_LOG_CHUNKS a build): a subscriber that arrives just after a chunk was published (a client
  * watching a build it has just submitted) gets it at once instead of waiting for it to be stored.
+ * So does each build's last `build.updated`, so a new log subscriber knows which run's chunks count.
+ *
+ * A subscriber's buffer is bounded (SUBSCRIBER_BUFFER_BYTES, weighing log chunks by their text): a
+ * subscriber that stops reading (a slow client) does not grow the process. Past the bound its buffer
+ * is dropped and it is told `lagged` instead: what it missed is in the database (the log stream
+ * reads it from there by its cursor; a build's state is read again).
  */
 import type { BuildUpdated, LogChunkEvent, RunnerEventOf } from '../../runner/contract/messages.ts';
 
 export type RunnerHeartbeat = RunnerEventOf<'runner.heartbeat'>;
 
-export type PubSubEvent = { topic: 'build'; update: BuildUpdated } | { topic: 'log'; chunk: LogChunkEvent };
+export type PubSubEvent =
+  | { topic: 'build'; update: BuildUpdated }
+  | { topic: 'log'; chunk: LogChunkEvent }
+  /** Events were dropped for this subscriber, which fell behind: read what it needs from the database. */
+  | { topic: 'lagged' };
 
 /** Build and log topics carry PubSubEvents; `runners` carries heartbeats (see subscribeRunners). */
 type Listener = (event: unknown) => void;
@@ -24,13 +34,35 @@ type Listener = (event: unknown) => void;
 export const RECENT_LOG_MS = 2_000;
 /** The newest chunks of a build kept for replay (64 KiB at most each). */
 export const RECENT_LOG_CHUNKS = 8;
+/** What one subscriber may have waiting before it is told it lagged: 1 MiB of log text. */
+export const SUBSCRIBER_BUFFER_BYTES = 1024 * 1024;
+
+/** A rough size of an event waiting in a buffer: its log text, or a small constant. */
+function weigh(event: unknown): number {
+  const chunk = (event as { topic?: string; chunk?: LogChunkEvent }).chunk;
+  if (!chunk) return 256;
+  let bytes = 256;
+  for (const line of chunk.lines) bytes += line.length + 16;
+  return bytes;
+}
 
 export class PubSub {
   private readonly listeners = new Map<string, Set<Listener>>();
   /** By log topic, in order of last publish: the stalest topics come first. */
   private readonly recent = new Map<string, { chunk: LogChunkEvent; at: number }[]>();
+  /** By build, the last build.updated, in order of publish: the stalest first. */
+  private readonly lastUpdates = new Map<string, { update: BuildUpdated; at: number }>();
+
+  constructor(private readonly bufferBytes = SUBSCRIBER_BUFFER_BYTES) {}
 
   publishBuild(update: BuildUpdated): void {
+    const now = performance.now();
+    this.lastUpdates.delete(update.buildId);
+    this.lastUpdates.set(update.buildId, { update, at: now });
+    for (const [buildId, last] of this.lastUpdates) {
+      if (last.at >= now - RECENT_LOG_MS) break;
+      this.lastUpdates.delete(buildId);
+    }
     const event: PubSubEvent = { topic: 'build', update };
     this.emit(`build:${update.buildId}`, event);
     this.emit('builds', event);
@@ -44,6 +76,12 @@ export class PubSub {
     const topic = `build:${chunk.buildId}:log`;
     this.remember(topic, chunk);
     this.emit(topic, { topic: 'log', chunk });
+  }
+
+  /** The build's last build.updated, if it was published in the last RECENT_LOG_MS. */
+  recentUpdate(buildId: string): BuildUpdated | null {
+    const last = this.lastUpdates.get(buildId);
+    return last && last.at >= performance.now() - RECENT_LOG_MS ? last.update : null;
   }
 
   /** The log chunks of a build published in the last RECENT_LOG_MS (the newest few), oldest first. */
@@ -60,17 +98,35 @@ export class PubSub {
     return this.listen<PubSubEvent>(topics, signal);
   }
 
-  /** Every runner heartbeat from the moment of the call, like `subscribe`. */
+  /** Every runner heartbeat from the moment of the call, like `subscribe` (a lag drops some). */
   subscribeRunners(signal?: AbortSignal): AsyncIterableIterator<RunnerHeartbeat> {
-    return this.listen<RunnerHeartbeat>(['runners'], signal);
+    const lagged: RunnerHeartbeat | null = null;
+    return this.listen<RunnerHeartbeat>(['runners'], signal, lagged);
   }
 
-  private listen<T>(topics: string[], signal?: AbortSignal): AsyncIterableIterator<T> {
-    const buffer: T[] = [];
+  /** Subscribers listening now (tests: that a finished subscription left nothing behind). */
+  listenerCount(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  private listen<T>(topics: string[], signal?: AbortSignal, lagged?: T | null): AsyncIterableIterator<T> {
+    const laggedEvent = (lagged === undefined ? { topic: 'lagged' } : lagged) as T | null;
+    let buffer: T[] = [];
+    let buffered = 0;
     let wake: (() => void) | null = null;
     let done = false;
     const listener: Listener = (event) => {
-      buffer.push(event as T);
+      const weight = weigh(event);
+      if (buffered + weight > this.bufferBytes) {
+        // Fell behind: what it would have had is in the database; it reads it from there.
+        buffer = laggedEvent === null ? [] : [laggedEvent];
+        buffered = 0;
+      } else {
+        buffer.push(event as T);
+        buffered += weight;
+      }
       wake?.();
     };
     const stop = () => {
@@ -97,6 +153,7 @@ export class PubSub {
           wake = null;
         }
         const value = buffer.shift();
+        if (value) buffered = Math.max(0, buffered - weigh(value));
         return value ? { value, done: false } : { value: undefined, done: true };
       },
       async return() {

@@ -15,7 +15,7 @@ import {
   type DecodedCursor,
   decodeLogCursor,
   encodeLogCursor,
-  logAfter,
+  readCurrentLog,
   type StoredChunk,
 } from './build-log.ts';
 import { type Build, BuildSchema, type Job, JobSchema, type Stage } from './builds.entity.ts';
@@ -156,6 +156,11 @@ const LogChunkRef = builder.objectRef<StoredChunk>('LogChunk').implement({
       description: "Line number, starting at 1, of lines[0] within its job's log.",
     }),
     lines: t.exposeStringList('lines'),
+    restarted: t.boolean({
+      description:
+        'True on the first chunk of an attempt that replaces lines you had of an earlier one (its runner was lost and the build started over): drop those lines before showing this chunk.',
+      resolve: (c) => c.restarted ?? false,
+    }),
   }),
 });
 
@@ -212,7 +217,8 @@ BuildRef.implement({
     }),
     log: t.field({
       type: LogChunkConnection,
-      description: 'Stored log, oldest first. `after` takes a LogChunk cursor.',
+      description:
+        'Stored log of the current attempt, oldest first. `after` takes a LogChunk cursor; one of an earlier attempt reads the current attempt from its start (its first chunk says `restarted`).',
       args: {
         after: t.arg.string(),
         first: t.arg.int({ description: 'At most 1000; default 100.' }),
@@ -221,7 +227,8 @@ BuildRef.implement({
         const after = cursorOrThrow(decodeLogCursor(args.after));
         return resolveCursorConnection(
           { args, defaultSize: 100, maxSize: 1000, toCursor: encodeLogCursor },
-          ({ limit }: ResolveCursorConnectionArgs) => logAfter(ctx.em, b.id, after, limit),
+          async ({ limit }: ResolveCursorConnectionArgs) =>
+            (await readCurrentLog(ctx.em, b.id, after, limit)).chunks,
         );
       },
     }),
@@ -391,7 +398,7 @@ builder.subscriptionFields((t) => ({
   buildLog: t.field({
     type: LogChunkRef,
     description:
-      'Replays the stored chunks after `after` (all of them when null), then streams live ones; never skips or repeats a line. Completes when the build is finished and its log is fully delivered.',
+      'Replays the stored chunks of the current attempt after `after` (all of them when null), then streams live ones; never skips or repeats a line. When a new attempt replaces the one whose lines you have (its runner was lost), its first chunk says `restarted`. Completes when the build is finished and its log is fully delivered.',
     authScopes: { scope: 'build:read' },
     args: { buildId: t.arg.id({ required: true }), after: t.arg.string() },
     subscribe: async function* (_root, args, ctx) {

@@ -1,21 +1,28 @@
 /**
- * The `buildLog` subscription: the stored chunks after a cursor, then the live ones, in (attempt, seq)
- * order without a gap or a repeat, on any replica; it ends once the build is finished and every chunk
- * up to its last one has been delivered.
+ * The `buildLog` subscription: the log of the attempt that holds the build, stored chunks after a
+ * cursor and then live ones, in seq order without a gap or a repeat, on any replica; it ends once the
+ * build is finished and every chunk up to its last one has been delivered.
+ *
+ * Which run counts: the one holding the build (its attempt and lease), as the database says, or a
+ * `build.updated` newer than the last read. A live chunk goes out only when it is of that run and
+ * directly follows the cursor, so a run that does not hold the build (told to wait, or stale) never
+ * reaches a subscriber. When a new attempt takes over, the stream starts over from its first chunk,
+ * which says `restarted`.
  *
  * It subscribes to the pubsub first and only then reads the database, so a chunk published in
  * between is both buffered and read, and dropped the second time by the cursor. The chunks the pubsub
- * saw just before (`recentLog`) come first: a client that subscribes right after submitting gets the
- * first lines without waiting for them to be stored, or for a database read; a live chunk that
- * directly follows the cursor goes out while the database is still being read. A live chunk that is
- * not the next one (it arrived before an earlier one was stored) sends it back to the database; if the
- * database does not have the missing chunk yet, it looks again shortly: the ingester stores it soon.
+ * saw just before (`recentLog`) come first, when the pubsub also knows the run they belong to: a client
+ * that subscribes right after submitting gets the first lines without waiting for them to be stored.
+ * A live chunk that is not the next one (it arrived before an earlier one was stored), and a
+ * subscriber that fell behind (the pubsub dropped its buffer: `lagged`), send the stream back to the
+ * database, which it reads by its cursor, a page at a time as the client takes them; if the database
+ * does not have a missing chunk yet, it looks again shortly: the ingester stores it soon.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
 import { isFinalBuild } from '../../../runner/contract/status.ts';
 import type { PubSub, PubSubEvent } from '../../events/pubsub.ts';
-import { type LogCursor, logAfterWithState, type StoredChunk } from './build-log.ts';
+import { type CurrentLog, type LogCursor, readCurrentLog, type StoredChunk } from './build-log.ts';
 
 const PAGE = 500;
 /** How long to wait for a missing chunk to be stored before reading the database again. */
@@ -27,26 +34,27 @@ const IDLE_CHECK_MS = 2_000;
  * neither: read again a few times right after starting, by when the ingester has stored it.
  */
 const EARLY_CHECKS = 3;
+/** Chunks kept while it is not known yet which run holds the build. */
+const EARLY_CHUNKS = 64;
 
-interface StoredRead {
-  chunks: StoredChunk[];
-  /** A full page: more may follow. */
-  more: boolean;
-  /** The build is gone. */
-  gone: boolean;
-  /** The build's last chunk, when the build is finished. */
-  last: LogCursor | null;
+/** The run whose chunks count. */
+interface Holder {
+  attempt: number;
+  lease: string | null;
 }
-
-const after = (c: { attempt: number; seq: number }, cursor: LogCursor) =>
-  c.attempt > cursor.attempt || (c.attempt === cursor.attempt && c.seq > cursor.seq);
-
-const isNext = (c: { attempt: number; seq: number }, cursor: LogCursor) =>
-  (c.attempt === cursor.attempt && c.seq === cursor.seq + 1) || (c.attempt > cursor.attempt && c.seq === 1);
 
 function sleep(ms: number): Promise<'timeout'> {
   return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
 }
+
+const toStored = (chunk: LogChunkEvent): StoredChunk => ({
+  buildId: chunk.buildId,
+  attempt: chunk.attempt,
+  seq: chunk.seq,
+  jobId: chunk.jobId,
+  firstLine: chunk.firstLine,
+  lines: chunk.lines,
+});
 
 export async function* streamLog(opts: {
   orm: MikroORM;
@@ -57,107 +65,142 @@ export async function* streamLog(opts: {
 }): AsyncGenerator<StoredChunk> {
   const { orm, pubsub, buildId } = opts;
   const live = pubsub.subscribe([`build:${buildId}:log`, `build:${buildId}`], opts.signal);
-  const replayed = pubsub.recentLog(buildId);
   let cursor: LogCursor = opts.after ?? { attempt: 0, seq: 0 };
+  /** Lines delivered (or resumed from) belong to an attempt a newer one may replace. */
+  let holder: Holder | null = null;
+  /** The next chunk delivered starts a new attempt over lines the client has: it says so. */
+  let restart = false;
+  const recent = pubsub.recentUpdate(buildId);
+  /** Chunks seen before the run they belong to is known, kept until it is. */
+  let early: LogChunkEvent[] = pubsub.recentLog(buildId);
   let pending: Promise<IteratorResult<PubSubEvent>> | null = null;
-  const toStored = (chunk: LogChunkEvent): StoredChunk => ({
-    buildId,
-    attempt: chunk.attempt,
-    seq: chunk.seq,
-    jobId: chunk.jobId,
-    firstLine: chunk.firstLine,
-    lines: chunk.lines,
-  });
-  /** The stored chunks after `from` (a page), and once they are all read, the build's end if it has one. */
-  const readStored = async (from: LogCursor): Promise<StoredRead> => {
-    const { chunks, build } = await logAfterWithState(orm.em.fork(), buildId, from, PAGE);
-    if (chunks.length === PAGE) return { chunks, more: true, gone: false, last: null };
-    if (!build) return { chunks, more: false, gone: true, last: null };
-    const last =
-      isFinalBuild(build.status) && build.lastSeq !== null
-        ? { attempt: build.attempt, seq: build.lastSeq }
-        : null;
-    return { chunks, more: false, gone: false, last };
+  let needDb = true;
+  /** A read of the database in flight: live chunks that follow the cursor go out meanwhile. */
+  let reading: Promise<CurrentLog> | null = null;
+  /** A chunk of the holder known to exist after the cursor that the database did not have yet. */
+  let missing: LogCursor | null = null;
+  let earlyChecks = EARLY_CHECKS;
+  let last: number | null = null;
+
+  /** A newer run holds the build: the stream goes on from its start. */
+  const follow = (next: Holder): void => {
+    if (holder && next.attempt < holder.attempt) return;
+    if (holder?.attempt === next.attempt && holder.lease === next.lease) return;
+    holder = next;
+    if (cursor.attempt !== next.attempt) {
+      if (cursor.attempt > 0 || cursor.seq > 0) restart = true;
+      cursor = { attempt: next.attempt, seq: 0 };
+      missing = null;
+      last = null;
+    }
   };
+  if (recent && recent.attempt > 0) follow({ attempt: recent.attempt, lease: recent.lease });
+
+  /** The chunk to deliver when `chunk` is the next one of the holder; marks gaps and newer runs. */
+  const take = (chunk: LogChunkEvent): StoredChunk | null => {
+    if (!holder) {
+      // Kept a little while; past that, the database has them by the time the run is known.
+      if (early.length < EARLY_CHUNKS) early.push(chunk);
+      else needDb = true;
+      return null;
+    }
+    if (chunk.attempt > holder.attempt) {
+      // Perhaps a new run took the build: the database (or its build.updated) will say.
+      needDb = true;
+      return null;
+    }
+    if (chunk.attempt !== holder.attempt || chunk.lease !== holder.lease || chunk.seq <= cursor.seq)
+      return null;
+    if (chunk.seq !== cursor.seq + 1) {
+      missing = { attempt: chunk.attempt, seq: chunk.seq };
+      needDb = true;
+      return null;
+    }
+    return toStored(chunk);
+  };
+
+  const deliver = (chunk: StoredChunk): StoredChunk => {
+    cursor = { attempt: chunk.attempt, seq: chunk.seq };
+    if (restart) {
+      restart = false;
+      return { ...chunk, restarted: true };
+    }
+    return chunk;
+  };
+
   try {
-    let needDb = true;
-    /** A read of the database in flight: live chunks that follow the cursor go out meanwhile. */
-    let reading: Promise<StoredRead> | null = null;
-    /** A chunk known to exist after the cursor that the database did not have yet. */
-    let missing: LogCursor | null = null;
-    let early = EARLY_CHECKS;
     for (;;) {
-      // A replayed chunk that directly follows the cursor goes out before any database read.
-      const head = replayed[0];
-      if (head && (!after(head, cursor) || isNext(head, cursor))) {
-        replayed.shift();
-        if (!after(head, cursor)) continue;
-        const stored = toStored(head);
-        yield stored;
-        cursor = stored;
-        continue;
+      // Chunks seen before their run was known: the ones of the holder that follow go out now.
+      if (holder && early.length > 0) {
+        const held = early;
+        early = [];
+        for (const chunk of held) {
+          const next = take(chunk);
+          if (next) yield deliver(next);
+        }
       }
+      if (last !== null && cursor.seq >= last) return;
       if (needDb && !reading) {
         needDb = false;
-        reading = readStored(cursor);
+        reading = readCurrentLog(orm.em.fork(), buildId, cursor, PAGE);
         // Awaited below; marked handled for when the stream ends before it settles.
         reading.catch(() => {});
       }
-      if (replayed.length > 0) {
-        // After a gap: the database has (or soon has) them and the chunks before them.
-        if (!missing || after(replayed.at(-1)!, missing)) missing = replayed.at(-1)!;
-        replayed.length = 0;
-      }
-      if (missing && !after(missing, cursor)) missing = null;
+      if (missing && cursor.seq >= missing.seq) missing = null;
       pending ??= live.next();
-      const result: IteratorResult<PubSubEvent> | StoredRead | 'timeout' = await Promise.race([
+      const result: IteratorResult<PubSubEvent> | CurrentLog | 'timeout' = await Promise.race([
         pending,
-        ...(reading ? [reading] : [sleep(missing || early > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS)]),
+        ...(reading ? [reading] : [sleep(missing || earlyChecks > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS)]),
       ]);
       if (result === 'timeout') {
-        early--;
+        earlyChecks--;
         needDb = true;
         continue;
       }
       if ('chunks' in result) {
         reading = null;
-        if (result.gone) return;
+        const { build, chunks }: CurrentLog = result;
+        if (!build) return;
+        if (build.attempt > 0) follow({ attempt: build.attempt, lease: build.lease });
         // Chunks the live stream delivered meanwhile are behind the cursor already.
-        for (const chunk of result.chunks) {
-          if (!after(chunk, cursor)) continue;
-          yield chunk;
-          cursor = chunk;
+        for (const chunk of chunks) {
+          if (chunk.attempt !== cursor.attempt || chunk.seq <= cursor.seq) continue;
+          yield deliver(chunk);
         }
-        if (result.more) {
+        if (chunks.length === PAGE) {
           needDb = true;
           continue;
         }
-        if (result.last) {
-          // Done when the cursor reached the last chunk, or the last attempt wrote nothing.
-          if (result.last.seq === 0 || !after(result.last, cursor)) return;
-          missing = result.last;
+        if (isFinalBuild(build.status) && build.lastSeq !== null && build.attempt === cursor.attempt) {
+          // Done when the cursor reaches the last chunk (or the last attempt wrote nothing).
+          const lastSeq = build.lastSeq;
+          last = lastSeq;
+          if (cursor.seq < lastSeq) missing = { attempt: cursor.attempt, seq: lastSeq };
+        } else if (isFinalBuild(build.status) && build.attempt === 0) {
+          return; // ended before any runner took it: no log
         }
         continue;
       }
       pending = null;
       if (result.done) return;
-      const event: PubSubEvent = result.value;
-      // Only an end needs the database (for the number of the last chunk); reading it on every
-      // status change would only add reads while the build runs.
-      if (event.topic === 'build') {
-        if (isFinalBuild(event.update.status)) needDb = true;
-        continue;
+      const event = result.value;
+      switch (event.topic) {
+        case 'lagged':
+          // The pubsub dropped what this subscriber had not taken yet: the database has it.
+          needDb = true;
+          continue;
+        case 'build':
+          if (event.update.attempt > 0) follow({ attempt: event.update.attempt, lease: event.update.lease });
+          // An end needs the database (for the number of the last chunk); reading it on every status
+          // change would only add reads while the build runs.
+          if (isFinalBuild(event.update.status)) needDb = true;
+          continue;
+        case 'log': {
+          const next = take(event.chunk);
+          if (next) yield deliver(next);
+          continue;
+        }
       }
-      const chunk: LogChunkEvent = event.chunk;
-      if (!after(chunk, cursor)) continue;
-      if (!isNext(chunk, cursor)) {
-        missing = chunk;
-        needDb = true;
-        continue;
-      }
-      const stored = toStored(chunk);
-      yield stored;
-      cursor = stored;
     }
   } finally {
     await live.return?.();
