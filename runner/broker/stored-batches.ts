@@ -1,6 +1,6 @@
 /**
  * The consuming side of a stored queue, shared by both brokers: deliveries are gathered into batches
- * (what arrived before the connection went quiet, at most `batchSize`), handed to the handler one
+ * (what arrived before the connection went quiet, at most `batchSize` or about 4 MiB), handed to the handler one
  * batch at a time, and a batch whose handler throws is held and handed over again after a backoff
  * (100 ms doubling to 5 s by default) until it is stored or the consumer stops. Nothing is requeued
  * or dropped on a failure: the queue's order is kept, and a database outage of any length only
@@ -15,9 +15,12 @@ export interface Settle<Item> {
 }
 
 export const DEFAULT_BATCH_SIZE = 500;
+/** A batch also ends once its payloads reach this many bytes: big log chunks make small batches. */
+export const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
 
 export class StoredBatches<Item, T> {
   private buffer: Item[] = [];
+  private bufferBytes = 0;
   private readonly unsettledItems = new Set<Item>();
   private busy = false;
   private flushQueued = false;
@@ -36,6 +39,8 @@ export class StoredBatches<Item, T> {
     opts: StoredOptions = {},
     /** Told when the last unsettled delivery of a stopped consumer is settled. */
     private readonly onIdle: () => void = () => {},
+    /** The payload size of a delivery, for the byte bound of a batch. */
+    private readonly sizeOf: (item: Item) => number = () => 0,
   ) {
     this.batchSize = Math.max(1, opts.batchSize ?? DEFAULT_BATCH_SIZE);
     this.retryDelayMs = Math.max(1, opts.retryDelayMs ?? 100);
@@ -45,7 +50,8 @@ export class StoredBatches<Item, T> {
   /** A delivery arrived. */
   push(item: Item): void {
     this.buffer.push(item);
-    if (this.buffer.length >= this.batchSize) this.flush();
+    this.bufferBytes += this.sizeOf(item);
+    if (this.buffer.length >= this.batchSize || this.bufferBytes >= DEFAULT_BATCH_BYTES) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
       // A batch is what arrived before the connection went quiet: flush after this round of I/O.
@@ -68,6 +74,7 @@ export class StoredBatches<Item, T> {
   stop(): Item[] {
     this.stopped = true;
     const back = this.buffer.splice(0);
+    this.bufferBytes = 0;
     if (this.wakeRetry) {
       back.push(...this.unsettledItems);
       this.unsettledItems.clear();
@@ -79,6 +86,7 @@ export class StoredBatches<Item, T> {
   /** The connection is gone: the broker has every unsettled delivery back; forget them. */
   forget(): void {
     this.buffer = [];
+    this.bufferBytes = 0;
     this.unsettledItems.clear();
     this.wakeRetry?.();
   }
@@ -86,7 +94,18 @@ export class StoredBatches<Item, T> {
   private flush(): void {
     if (this.busy || this.stopped || this.buffer.length === 0) return;
     this.busy = true;
-    const batch = this.buffer.splice(0, this.batchSize);
+    let count = 0;
+    let bytes = 0;
+    while (
+      count < this.buffer.length &&
+      count < this.batchSize &&
+      (count === 0 || bytes < DEFAULT_BATCH_BYTES)
+    ) {
+      bytes += this.sizeOf(this.buffer[count]!);
+      count += 1;
+    }
+    const batch = this.buffer.splice(0, count);
+    this.bufferBytes = Math.max(0, this.bufferBytes - bytes);
     void this.handle(batch).finally(() => {
       this.busy = false;
       if (this.stopped && this.unsettledItems.size === 0) this.onIdle();

@@ -42,6 +42,7 @@ export class StoredAttachment<K extends StoredKind> extends Attachment {
       host.logger,
       opts,
       () => this.closeWhenIdle(),
+      (item) => item.message.content.length,
     );
   }
 

@@ -120,6 +120,8 @@ export class MemoryBroker implements Broker {
       },
       this.world.logger,
       opts,
+      undefined,
+      (envelope) => envelope.body.length,
     );
     subscription = new Subscription(this.world, 2 * batches.batchSize, (envelope) => batches.push(envelope));
     this.subscriptions.add(subscription);
