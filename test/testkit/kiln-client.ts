@@ -72,6 +72,15 @@ export interface KilnClient {
   storedLog(id: string): Promise<LogChunkView[]>;
   /** Subscribes to buildLog from `after` (the start when null). */
   followLog(id: string, opts?: { after?: string | null; until?: (lines: string[]) => boolean }): LogFollower;
+  /**
+   * Follows the log as a real client does across failures: when the stream errors or its socket
+   * closes, subscribes again after `retryMs` from the last cursor received, on `fallbacks` in turn
+   * (this client first), until the stream completes. `errors` records each failure.
+   */
+  followLogResuming(
+    id: string,
+    opts?: { fallbacks?: KilnClient[]; retryMs?: number; maxRetries?: number },
+  ): LogFollower & { readonly errors: string[] };
   /** A graphql-ws client of this server, disposed with the client. */
   ws(): Client;
   dispose(): Promise<void>;
@@ -207,6 +216,47 @@ export function kilnClient(url: string, token: string): KilnClient {
         },
       };
     },
+    followLogResuming(id, opts = {}) {
+      const servers = [client, ...(opts.fallbacks ?? [])];
+      /** Chunks of the subscriptions that ended; the current one's are added as they come. */
+      const settled: LogChunkView[] = [];
+      const errors: string[] = [];
+      let current: LogFollower | null = null;
+      let stopped = false;
+      const all = () => [...settled, ...(current?.chunks ?? [])];
+      const done = (async () => {
+        for (let attempt = 0; ; attempt++) {
+          const server = servers[attempt % servers.length]!;
+          const follower = server.followLog(id, { after: settled.at(-1)?.cursor ?? null });
+          current = follower;
+          try {
+            await follower.done;
+            return;
+          } catch (error) {
+            errors.push(`${server.url}: ${error instanceof Error ? error.message : describe(error)}`);
+            if (stopped) return;
+            if (attempt >= (opts.maxRetries ?? 60)) throw error;
+          } finally {
+            settled.push(...follower.chunks);
+            current = null;
+          }
+          await new Promise((r) => setTimeout(r, opts.retryMs ?? 500));
+        }
+      })();
+      return {
+        get chunks() {
+          return all();
+        },
+        errors,
+        lines: () => all().flatMap((c) => c.lines),
+        lastCursor: () => all().at(-1)?.cursor ?? null,
+        done,
+        stop() {
+          stopped = true;
+          current?.stop();
+        },
+      };
+    },
     ws() {
       const socket = createClient({
         url: `${url.replace(/^http/, 'ws')}/graphql`,
@@ -225,8 +275,9 @@ export function kilnClient(url: string, token: string): KilnClient {
   return client;
 }
 
-/** A close event or error from graphql-ws, readable in a failure message. */
+/** A close event, GraphQL errors or an error from graphql-ws, readable in a failure message. */
 function describe(error: unknown): string {
+  if (Array.isArray(error)) return JSON.stringify(error);
   if (error && typeof error === 'object' && 'code' in error) {
     const e = error as { code: unknown; reason?: unknown };
     return `closed with ${String(e.code)} ${String(e.reason ?? '')}`.trim();

@@ -168,3 +168,15 @@ export async function startKilnCluster(opts: KilnClusterOptions): Promise<KilnCl
   }
   return cluster;
 }
+
+/**
+ * What a process said at info level and above, each message once, in order, with the build attempt
+ * when there is one: "build taken (attempt 1) | rabbitmq connection lost, reconnecting | …". For a
+ * fault test's printed account of what happened.
+ */
+export function storyOf(proc: KilnProcess): string {
+  const said = proc.lines
+    .filter((l): l is Record<string, unknown> => typeof l === 'object' && Number(l.level ?? 0) >= 30)
+    .map((l) => `${String(l.msg)}${l.attempt ? ` (attempt ${String(l.attempt)})` : ''}`);
+  return `${proc.name}: ${[...new Set(said)].join(' | ')}`;
+}

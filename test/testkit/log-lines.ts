@@ -83,3 +83,10 @@ lineCheck.clean = (n: number): LineSummary => ({
   lastMissing: null,
   breaks: 0,
 });
+
+/** How many lines each attempt contributed to `chunks`, e.g. `{ 1: 4000, 2: 20000 }`. */
+export function linesPerAttempt(chunks: readonly { attempt: number; lines: readonly string[] }[]) {
+  const counts: Record<number, number> = {};
+  for (const c of chunks) counts[c.attempt] = (counts[c.attempt] ?? 0) + c.lines.length;
+  return counts;
+}
