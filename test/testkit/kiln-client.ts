@@ -22,8 +22,7 @@ export interface BuildView {
   reason: string | null;
   stages: { name: string; jobs: { name: string; status: string; exitCode: number | null }[] }[];
 }
-export const BUILD_FIELDS =
-  'id number status attempt tags reason stages { name jobs { name status exitCode } }';
+const BUILD_FIELDS = 'id number status attempt tags reason stages { name jobs { name status exitCode } }';
 
 export interface LogChunkView {
   cursor: string;
