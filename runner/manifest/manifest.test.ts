@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseManifest } from './manifest.ts';
+import { MAX_NESTING, MAX_PROBLEMS, parseManifest } from './manifest.ts';
 import { MAX_MANIFEST_BYTES, type Manifest, type ManifestProblem, type ParseResult } from './types.ts';
 
 function manifestOf(result: ParseResult): Manifest {
@@ -416,12 +416,98 @@ jobs: [{stage: setup, commands: [make]}]
     const jobs = ['&j {stage: s, commands: *x}', ...Array.from({ length: 30 }, () => '*j')].join(', ');
     const text = `driver: {type: os}\nstages: &x ${commands}\njobs: [${jobs}]\n`;
     expect(Buffer.byteLength(text)).toBeLessThan(MAX_MANIFEST_BYTES);
+    // At the alias that was being expanded when the budget ran out: `*x` inside the anchored job.
     expect(problemsOf(parseManifest(text))).toEqual([
       {
         path: '',
-        line: null,
-        column: null,
+        line: 3,
+        column: 32,
         message: 'the manifest expands to more than 200000 values through aliases',
+      },
+    ]);
+  });
+
+  it('reads a billion laughs only as deep as a manifest goes, so its aliases expand to nothing', () => {
+    const levels = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 10; i++)
+      levels.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    const text = `${levels.join('\n')}\ndriver: {type: os}\nstages: [test]\njobs: [{stage: test, commands: *a9}]\n`;
+    expect(Buffer.byteLength(text)).toBeLessThan(1024);
+    const result = parseManifest(text);
+    expect(messageAt(result, 'jobs[0].commands[0]')).toBe('must be a string, got a list');
+    expect(messageAt(result, 'a9')).toMatch(/^unknown key "a9"/);
+  });
+});
+
+describe('parseManifest on hostile manifests', () => {
+  const nested = (open: string, close: string, depth: number) => open.repeat(depth) + close.repeat(depth);
+  const tooDeep = `the manifest is nested deeper than ${MAX_NESTING} levels of lists and maps`;
+
+  it('refuses 10,000 levels of [[[…]]] at the list that passes the limit, without overflowing the stack', () => {
+    expect(problemsOf(parseManifest(nested('[', ']', 10_000)))).toEqual([
+      { path: '', line: 1, column: MAX_NESTING + 1, message: tooDeep },
+    ]);
+    expect(where(parseManifest(nested('{a: ', '}', 10_000)))).toEqual([`@1:${4 * MAX_NESTING + 1}`]);
+    // Unclosed, and mixed with block lists: refused all the same.
+    expect(where(parseManifest('['.repeat(100_000)))).toEqual([`@1:${MAX_NESTING + 1}`]);
+    expect(problemsOf(parseManifest('- ['.repeat(50_000))).map((p) => p.message)).toEqual([tooDeep]);
+  });
+
+  it('refuses deep block nesting: indented maps, and compact lists of lists two bytes a level', () => {
+    const indented = Array.from({ length: 200 }, (_, i) => `${' '.repeat(i)}a:`).join('\n');
+    expect(where(parseManifest(indented))).toEqual([`@${MAX_NESTING + 1}:${MAX_NESTING + 1}`]);
+    expect(where(parseManifest(`${'- '.repeat(100_000)}x`))).toEqual([`@1:${2 * MAX_NESTING + 1}`]);
+    expect(where(parseManifest(`${'? '.repeat(100_000)}x`))).toEqual([`@1:${2 * MAX_NESTING + 1}`]);
+  });
+
+  it('accepts nesting up to the limit, so the limit is on depth and not on brackets', () => {
+    // The root map, jobs, a job, and its commands are four levels; 60 more lists is 64.
+    const commands = nested('[', ']', MAX_NESTING - 3);
+    const text = `driver: {type: os}\nstages: [test]\njobs: [{stage: test, commands: ${commands}}]\n`;
+    expect(messageAt(parseManifest(text), 'jobs[0].commands[0]')).toBe('must be a string, got a list');
+    const deeper = text.replace(commands, nested('[', ']', MAX_NESTING - 2));
+    expect(problemsOf(parseManifest(deeper))).toEqual([{ path: '', line: 3, column: 93, message: tooDeep }]);
+    expect(manifestOf(parseManifest(`${MINIMAL}\nenv: ["A=${'['.repeat(1000)}"]\n`)).env).toHaveLength(1);
+  });
+
+  it('finds duplicate keys among 20,000 in one pass, at each repeated key', () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) => `  k${i % 10_000}: 1`).join('\n');
+    const result = parseManifest(`${MINIMAL}\nextra:\n${keys}\n`);
+    const problems = problemsOf(result);
+    expect(problems[0]).toEqual({
+      path: '',
+      line: 10_006,
+      column: 3,
+      message: 'invalid YAML: map keys must be unique',
+    });
+    expect(problems).toHaveLength(MAX_PROBLEMS + 1);
+    expect(problems[MAX_PROBLEMS]).toEqual({
+      path: '',
+      line: null,
+      column: null,
+      message: `${10_000 - MAX_PROBLEMS} more problems not shown`,
+    });
+  });
+
+  it('returns at most MAX_PROBLEMS problems and says how many more there are', () => {
+    const jobs = Array.from({ length: 300 }, () => '  - {stage: nope, commands: [make]}').join('\n');
+    const problems = problemsOf(parseManifest(`driver: {type: os}\nstages: [test]\njobs:\n${jobs}\n`));
+    expect(problems).toHaveLength(MAX_PROBLEMS + 1);
+    expect(problems.at(-1)?.message).toBe('200 more problems not shown');
+    expect(problems[0]?.line).toBe(4);
+  });
+
+  it('refuses a second YAML document at its start', () => {
+    expect(problemsOf(parseManifest(`${MINIMAL}\n---\n${MINIMAL}\n`))).toEqual([
+      {
+        path: '',
+        line: 5,
+        column: 1,
+        message: 'invalid YAML: a manifest is one document; found a second one',
       },
     ]);
   });

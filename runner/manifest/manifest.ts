@@ -1,13 +1,16 @@
 import {
   type Alias,
+  Composer,
+  type Document,
   isAlias,
   isMap,
   isNode,
   isScalar,
   isSeq,
+  Lexer,
   LineCounter,
   type Node,
-  parseDocument,
+  Parser,
   visit,
 } from 'yaml';
 import { parseDuration } from './duration.ts';
@@ -43,6 +46,14 @@ const QUEUE_NAME = /^[a-zA-Z0-9._-]{1,64}$/;
  * alias bomb (anchors that refer to anchors) reaches it, and it is refused instead of expanded.
  */
 const MAX_VALUES_READ = 200_000;
+/**
+ * Collections inside collections. A manifest needs four (the root map, `jobs`, a job, its `commands`);
+ * yaml composes nodes recursively, so thousands of levels (`[[[…]]]`, 2 bytes each) overflow the
+ * stack or exhaust the heap of the process. Counted while the text is parsed, before composing.
+ */
+export const MAX_NESTING = 64;
+/** Problems returned at most; a hostile manifest can have one on every line. */
+export const MAX_PROBLEMS = 100;
 
 const DRIVER_OPTIONS: Record<DriverType, { required: string[]; optional: string[] }> = {
   os: { required: [], optional: [] },
@@ -57,12 +68,18 @@ const DRIVER_OPTION_CHECKS: Record<string, (value: string) => string | null> = {
   arch: (v) => (v === 'x86_64' ? null : `unsupported architecture ${quote(v)}; only x86_64 is supported`),
 };
 
-class ValueBudgetExceeded extends Error {}
+class ValueBudgetExceeded extends Error {
+  /** The alias followed last when the budget ran out: where the expansion got out of hand. */
+  constructor(readonly alias: Alias | null) {
+    super('value budget exceeded');
+  }
+}
 
 /** Collects problems with their positions and reads nodes through aliases. */
 class Checker {
   readonly problems: ManifestProblem[] = [];
   private valuesLeft = MAX_VALUES_READ;
+  private lastAlias: Alias | null = null;
 
   constructor(
     private readonly lines: LineCounter,
@@ -83,8 +100,11 @@ class Checker {
   /** The node itself, or the one an alias refers to; null for a missing value. */
   read(value: unknown): Node | null {
     this.valuesLeft -= 1;
-    if (this.valuesLeft < 0) throw new ValueBudgetExceeded();
-    if (isAlias(value)) return this.aliases.get(value) ?? null;
+    if (this.valuesLeft < 0) throw new ValueBudgetExceeded(this.lastAlias);
+    if (isAlias(value)) {
+      this.lastAlias = value;
+      return this.aliases.get(value) ?? null;
+    }
     return isNode(value) ? value : null;
   }
 }
@@ -114,48 +134,114 @@ export function parseManifest(text: string, opts: ParseOptions = {}): ParseResul
     return { ok: false, problems: [{ path: '', line: null, column: null, message }] };
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const seen = new Set<string>();
-    const problems: ManifestProblem[] = [];
-    for (const error of doc.errors) {
-      const { line, col } = lines.linePos(error.pos[0]);
-      // yaml often reports one mistake several times at the same place; the first message is the clearest.
-      if (seen.has(`${line}:${col}`)) continue;
-      seen.add(`${line}:${col}`);
-      problems.push({ path: '', line, column: col, message: `invalid YAML: ${lowerFirst(error.message)}` });
-    }
-    return { ok: false, problems: sortProblems(problems) };
-  }
+  const parsed = parseYaml(text, lines);
+  if (!parsed.ok) return { ok: false, problems: limitProblems(sortProblems(parsed.problems)) };
+  const { doc, aliases } = parsed;
   const enabled = opts.drivers;
   const drivers = enabled ? DRIVER_TYPES.filter((d) => enabled.includes(d)) : DRIVER_TYPES;
-  const c = new Checker(lines, aliasTargets(doc), drivers);
+  const c = new Checker(lines, aliases, drivers);
   try {
     const manifest = readManifest(doc.contents, c);
     if (manifest && c.problems.length === 0) return { ok: true, manifest };
   } catch (error) {
     if (!(error instanceof ValueBudgetExceeded)) throw error;
+    const offset = error.alias?.range?.[0];
+    const at = offset === undefined ? null : lines.linePos(offset);
     const message = `the manifest expands to more than ${MAX_VALUES_READ} values through aliases`;
-    return { ok: false, problems: [{ path: '', line: null, column: null, message }] };
+    return { ok: false, problems: [{ path: '', line: at?.line ?? null, column: at?.col ?? null, message }] };
   }
-  return { ok: false, problems: sortProblems(c.problems) };
+  return { ok: false, problems: limitProblems(sortProblems(c.problems)) };
 }
 
-/** Each alias with the node it refers to: the last one with that anchor before it, in document order. */
-function aliasTargets(doc: ReturnType<typeof parseDocument>): Map<Alias, Node> {
+type ParsedYaml =
+  | { ok: true; doc: Document.Parsed; aliases: Map<Alias, Node> }
+  | { ok: false; problems: ManifestProblem[] };
+
+/**
+ * yaml's parseDocument taken apart (lexer, CST parser, composer) so that nesting is counted on the
+ * parser's stack after every token and a too deep manifest is refused before anything recursive
+ * runs. Duplicate keys are found here too: yaml's own check compares every key with every other
+ * one, and 30,000 keys took seconds.
+ */
+function parseYaml(text: string, lines: LineCounter): ParsedYaml {
+  const parser = new Parser(lines.addNewLine);
+  const composer = new Composer({ uniqueKeys: false });
+  const docs: Document.Parsed[] = [];
+  lines.addNewLine(0);
+  for (const lexeme of new Lexer().lex(text)) {
+    for (const token of parser.next(lexeme)) docs.push(...composer.next(token));
+    const deepest = parser.stack.length > MAX_NESTING ? deepestCollection(parser.stack) : null;
+    if (deepest !== null) {
+      const { line, col } = lines.linePos(deepest.offset);
+      const message = `the manifest is nested deeper than ${MAX_NESTING} levels of lists and maps`;
+      return { ok: false, problems: [{ path: '', line, column: col, message }] };
+    }
+  }
+  for (const token of parser.end()) docs.push(...composer.next(token));
+  docs.push(...composer.end(true, text.length));
+
+  const problems: ManifestProblem[] = [];
+  const seen = new Set<string>();
+  const report = (offset: number, message: string) => {
+    const { line, col } = lines.linePos(offset);
+    // yaml often reports one mistake several times at the same place; the first message is the clearest.
+    if (seen.has(`${line}:${col}`)) return;
+    seen.add(`${line}:${col}`);
+    problems.push({ path: '', line, column: col, message: `invalid YAML: ${lowerFirst(message)}` });
+  };
+  const [doc, second] = docs;
+  if (!doc) throw new Error('yaml composed no document, though composer.end(true) always makes one');
+  if (second) report(second.range[0], 'a manifest is one document; found a second one');
+  for (const error of doc.errors) report(error.pos[0], error.message);
+  const { aliases, duplicateKeys } = walk(doc);
+  for (const key of duplicateKeys) report(key.range?.[0] ?? 0, 'map keys must be unique');
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, doc, aliases };
+}
+
+/** The innermost collection on the CST parser's stack when more than MAX_NESTING are open, else null. */
+function deepestCollection(stack: readonly { type: string; offset: number }[]): { offset: number } | null {
+  let depth = 0;
+  let deepest: { offset: number } | null = null;
+  for (const token of stack) {
+    if (token.type !== 'block-map' && token.type !== 'block-seq' && token.type !== 'flow-collection')
+      continue;
+    depth += 1;
+    if (depth > MAX_NESTING) {
+      deepest = token;
+      break;
+    }
+  }
+  return deepest;
+}
+
+/**
+ * One pass over the document: each alias with the node it refers to (the last one with that anchor
+ * before it, in document order), and each scalar key that repeats one before it in the same map.
+ */
+function walk(doc: Document.Parsed): { aliases: Map<Alias, Node>; duplicateKeys: Node[] } {
   const anchors = new Map<string, Node>();
-  const targets = new Map<Alias, Node>();
+  const aliases = new Map<Alias, Node>();
+  const duplicateKeys: Node[] = [];
   visit(doc, {
+    // One visitor for every kind: yaml calls a Map visitor instead of a Node visitor, not as well.
     Node(_key, node) {
       if (isAlias(node)) {
         const target = anchors.get(node.source);
-        if (target) targets.set(node, target);
-      } else if (node.anchor) {
-        anchors.set(node.anchor, node);
+        if (target) aliases.set(node, target);
+        return;
+      }
+      if (node.anchor) anchors.set(node.anchor, node);
+      if (!isMap(node)) return;
+      const keys = new Set<unknown>();
+      for (const { key } of node.items) {
+        if (!isScalar(key)) continue;
+        if (keys.has(key.value)) duplicateKeys.push(key);
+        keys.add(key.value);
       }
     },
   });
-  return targets;
+  return { aliases, duplicateKeys };
 }
 
 const MANIFEST_FIELDS = {
@@ -652,4 +738,12 @@ function lowerFirst(s: string): string {
 
 function sortProblems(problems: ManifestProblem[]): ManifestProblem[] {
   return [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
+/** The first MAX_PROBLEMS problems, and one saying how many more there are. */
+function limitProblems(problems: ManifestProblem[]): ManifestProblem[] {
+  if (problems.length <= MAX_PROBLEMS) return problems;
+  const more = problems.length - MAX_PROBLEMS;
+  const message = `${more} more problem${more === 1 ? '' : 's'} not shown`;
+  return [...problems.slice(0, MAX_PROBLEMS), { path: '', line: null, column: null, message }];
 }
