@@ -20,7 +20,7 @@ import { type KilnCluster, startKilnCluster } from './kiln-cluster.ts';
 import { isRunning } from './pids.ts';
 import { type PrivatePostgres, postgresBinDir, startPrivatePostgres } from './private-postgres.ts';
 import { type PrivateRabbitMQ, rabbitmqBinDir, startPrivateRabbitMQ } from './private-rabbitmq.ts';
-import { required } from './services.ts';
+import { required, type ServiceName } from './services.ts';
 import { processTree } from './system.ts';
 
 export interface FaultCluster extends KilnCluster {
@@ -38,7 +38,7 @@ export interface FaultCluster extends KilnCluster {
  * rabbitmq: then it throws, so CI cannot pass by skipping.
  */
 export function privateServicesAvailable(): boolean {
-  const missing: { name: string; why: string }[] = [];
+  const missing: { name: ServiceName; why: string }[] = [];
   if (!postgresBinDir()) {
     missing.push({ name: 'postgres', why: 'initdb not found under /usr/lib/postgresql/<version>/bin' });
   }
