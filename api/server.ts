@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import type { ExecutionArgs, GraphQLError } from 'graphql';
+import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -23,6 +23,7 @@ import type { Database } from './db/orm.ts';
 import { startIngester } from './events/ingester.ts';
 import { PubSub } from './events/pubsub.ts';
 import type { FileStore } from './files/file-store.ts';
+import { subscriptionErrors, useDocumentLimits } from './graphql-limits.ts';
 import { readBody } from './http/body.ts';
 import { createRoutes } from './http/routes.ts';
 import { createCurator } from './jobs/curator.ts';
@@ -182,6 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logging: yogaLogger(logger),
     landingPage: false,
     plugins: [
+      useDocumentLimits(),
       {
         // Cookies set by resolvers (logIn, logOut) go out with the response.
         onResponse: ({ request, response }) => {
@@ -334,13 +336,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
               );
               if (!known) checkedSockets.set(ctx, { auth: contextValue.auth, at: Date.now() });
             } catch (err) {
-              return [err as GraphQLError];
+              return subscriptionErrors(err, (e) =>
+                logger.warn({ err: e }, 'a subscription could not start'),
+              );
             }
             let document: ReturnType<typeof enveloped.parse>;
             try {
               document = enveloped.parse(payload.query);
             } catch (err) {
-              return [err as GraphQLError];
+              return subscriptionErrors(err, (e) =>
+                logger.warn({ err: e }, 'a subscription could not be parsed'),
+              );
             }
             const errors = enveloped.validate(enveloped.schema, document);
             if (errors.length > 0) return errors;

@@ -92,9 +92,9 @@ describe.runIf(ready)('RabbitMQ stopped for 3 s mid-stream', () => {
     expect(final.status).toBe('PASSED');
   });
 
-  // Fails today (issue 10, defect 2): the runner's ack fails on the dead channel, RabbitMQ redelivers
-  // the build, and the other runner runs it again as attempt 2, tagged orphaned.
-  it.fails('runs the build once: one attempt taken, attempt 1, not tagged orphaned, one attempt stored', () => {
+  // Issue 10, defect 2: the runner's ack failed on the dead channel, RabbitMQ redelivered
+  // the build, and the other runner ran it again as attempt 2, tagged orphaned.
+  it('runs the build once: one attempt taken, attempt 1, not tagged orphaned, one attempt stored', () => {
     expect(attemptsTaken()).toHaveLength(1);
     expect({ attempt: final.attempt, tags: final.tags }).toEqual({ attempt: 1, tags: [] });
     expect(Object.keys(linesPerAttempt(stored))).toEqual(['1']);
@@ -104,13 +104,13 @@ describe.runIf(ready)('RabbitMQ stopped for 3 s mid-stream', () => {
     expect(lineCheck(linesOf(stored, final.attempt), LINES)).toEqual(lineCheck.clean(LINES));
   });
 
-  // Fails today with defect 2: the stored log holds both runs' lines.
-  it.fails('stores no second copy of any line', () => {
+  // Defect 2: the stored log held both runs' lines.
+  it('stores no second copy of any line', () => {
     expect(lineCheck(linesOf(stored), LINES)).toEqual(lineCheck.clean(LINES));
   });
 
-  // Fails today with defects 2 and 3: the subscriber gets both runs' lines.
-  it.fails('delivers every line once, in order, to a subscriber on the other replica', () => {
+  // Defects 2 and 3: the subscriber got both runs' lines.
+  it('delivers every line once, in order, to a subscriber on the other replica', () => {
     expect(lineCheck(linesOf(watched), LINES)).toEqual(lineCheck.clean(LINES));
   });
 

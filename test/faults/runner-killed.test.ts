@@ -74,9 +74,9 @@ describe.runIf(ready)('a runner SIGKILLed mid-build', () => {
     expect(lineCheck(linesOf(watched, final.attempt), LINES)).toEqual(lineCheck.clean(LINES));
   });
 
-  // Fails today (issue 10, defect 3): buildLog replays every attempt's stored chunks one after the
-  // other, so a subscriber gets the killed attempt's head and then the winner's whole log.
-  it.fails('replays only the attempt that won to a subscriber that comes afterwards', async () => {
+  // Issue 10, defect 3: buildLog replayed every attempt's stored chunks one after the
+  // other, so a subscriber got the killed attempt's head and then the winner's whole log.
+  it('replays only the attempt that won to a subscriber that comes afterwards', async () => {
     const late = stage.client(1).followLog(final.id);
     await late.done;
     console.log(`late subscriber: lines per attempt ${JSON.stringify(linesPerAttempt(late.chunks))}`);
