@@ -91,6 +91,7 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
 async function serve(dir: string): Promise<void> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const { SessionQueue } = await import('./session-queue.ts');
   // The parent decides when this process stops (IPC, or its going away). Signals sent to the whole
   // group (a terminal's Ctrl-C, systemd stopping the service) reach the parent too, which then stops
   // this one in order, after the api has stopped using it.
@@ -101,6 +102,9 @@ async function serve(dir: string): Promise<void> {
   try {
     db = await PGlite.create(dir);
     server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 16 });
+    // Its handlers take the queue from the server when a connection arrives: ours keeps each
+    // connection's extended-protocol queries whole (see session-queue.ts).
+    Object.assign(server, { queryQueue: new SessionQueue(db) });
     await server.start();
   } catch (err) {
     process.send?.({ error: (err as Error).message } satisfies FromChild);
