@@ -13,6 +13,7 @@
  * arrive (before they are stored: subscriptions dedupe by cursor), `build.updated` notifications and
  * runner heartbeats.
  */
+import { randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Broker, Consumer, DeadLetter, StoredDelivery } from '../../runner/contract/broker.ts';
@@ -47,18 +48,30 @@ export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
   return [store, fanout, dead];
 }
 
+/**
+ * A dead letter is never dropped unseen: a build job fails its build with the reason; anything else
+ * (an event storage refused, a payload that failed its schema) is kept in `dead_letters`. A job
+ * that is not even a valid job is kept without its body, which may carry secrets.
+ */
 async function handleDeadLetter(deps: IngesterDeps, letter: DeadLetter): Promise<void> {
   const parsed = letter.kind === 'build' ? BuildJobSchema.safeParse(safeJson(letter.body)) : null;
+  const em = deps.orm.em.fork();
   if (parsed?.success) {
     const reason =
       letter.reason === 'delivery_limit'
         ? 'the build was delivered to runners too many times without finishing (runners lost)'
         : `the build job was refused by a runner (${letter.reason})`;
-    await deps.buildState.ended(deps.orm.em.fork(), parsed.data.buildId, { kind: 'dead-lettered', reason });
+    await deps.buildState.ended(em, parsed.data.buildId, { kind: 'dead-lettered', reason });
   } else {
-    deps.logger.warn(
+    const body =
+      letter.kind === 'build' ? '(an invalid build job: not kept, it may carry secrets)' : letter.body;
+    await em.execute(
+      'insert into dead_letters (id, kind, reason, body, created_at) values (?, ?, ?, ?, now())',
+      [randomUUID(), letter.kind, letter.reason, body],
+    );
+    deps.logger.error(
       { kind: letter.kind, reason: letter.reason, bytes: letter.body.length },
-      'dropping a dead letter that is not a build job',
+      'a message was dead-lettered; it is kept in the dead_letters table',
     );
   }
   await letter.ack();

@@ -191,4 +191,23 @@ describe.runIf(available('postgres'))('leases: one run holds a build', () => {
     await settled();
     expect(await row(ids)).toMatchObject({ status: 'RUNNING', lease: 'first', lines: ['first line'] });
   });
+
+  it('keeps an event storage cannot take in dead_letters, without blocking those behind it', async () => {
+    const raw = t.broker as unknown as {
+      publishRaw(kind: 'event', key: string, body: string): Promise<void>;
+    };
+    const invalid = JSON.stringify({ type: 'log.chunk', buildId: 'not-a-build', lines: 'not a list' });
+    await raw.publishRaw('event', 'log.chunk', invalid);
+    await settled();
+    const rows = await waitFor('the dead letter to be kept', async () => {
+      const found = await t.orm.em
+        .fork()
+        .execute<{ kind: string; reason: string; body: string }[]>(
+          'select kind, reason, body from dead_letters where body = ?',
+          [invalid],
+        );
+      return found.length > 0 && found;
+    });
+    expect(rows).toEqual([{ kind: 'event', reason: 'invalid', body: invalid }]);
+  });
 });
