@@ -5,7 +5,7 @@
  * 500. A scan of its brackets refuses one nested too deep before it is parsed, and a token budget
  * bounds the parse's work, both with client errors, on HTTP and WebSocket alike.
  */
-import { GraphQLError, parse } from 'graphql';
+import { type GraphQLError, parse } from 'graphql';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 
 /** Far above any real query (the console's largest has a few hundred). */
@@ -61,7 +61,7 @@ export function deeperThan(text: string, limit: number): number | null {
  * graphql-ws closes the whole connection on anything but GraphQLErrors.
  */
 export function subscriptionErrors(err: unknown, onUnexpected: (err: unknown) => void) {
-  if (err instanceof GraphQLError) return [err];
+  if (err instanceof Error && err.name === 'GraphQLError') return [err as GraphQLError];
   onUnexpected(err);
   return [
     createGraphQLError('the service cannot answer right now; try again shortly', {

@@ -168,8 +168,16 @@ function parseYaml(text: string, lines: LineCounter): ParsedYaml {
   const composer = new Composer({ uniqueKeys: false });
   const docs: Document.Parsed[] = [];
   lines.addNewLine(0);
+  /** Syntax errors so far: past MAX_PROBLEMS the rest is not worth the time it takes to compose. */
+  const syntax: { offset: number; message: string }[] = [];
   for (const lexeme of new Lexer().lex(text)) {
-    for (const token of parser.next(lexeme)) docs.push(...composer.next(token));
+    for (const token of parser.next(lexeme)) {
+      if (token.type === 'error') {
+        syntax.push({ offset: token.offset, message: token.message });
+        if (syntax.length > MAX_PROBLEMS) return { ok: false, problems: syntaxProblems(syntax, lines) };
+      }
+      docs.push(...composer.next(token));
+    }
     const deepest = parser.stack.length > MAX_NESTING ? deepestCollection(parser.stack) : null;
     if (deepest !== null) {
       const { line, col } = lines.linePos(deepest.offset);
@@ -197,6 +205,28 @@ function parseYaml(text: string, lines: LineCounter): ParsedYaml {
   for (const key of duplicateKeys) report(key.range?.[0] ?? 0, 'map keys must be unique');
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, doc, aliases };
+}
+
+/** The first MAX_PROBLEMS syntax errors, each once per place, and a line saying more were found. */
+function syntaxProblems(
+  errors: { offset: number; message: string }[],
+  lines: LineCounter,
+): ManifestProblem[] {
+  const problems: ManifestProblem[] = [];
+  const seen = new Set<string>();
+  for (const { offset, message } of errors.slice(0, MAX_PROBLEMS)) {
+    const { line, col } = lines.linePos(offset);
+    if (seen.has(`${line}:${col}`)) continue;
+    seen.add(`${line}:${col}`);
+    problems.push({ path: '', line, column: col, message: `invalid YAML: ${lowerFirst(message)}` });
+  }
+  problems.push({
+    path: '',
+    line: null,
+    column: null,
+    message: 'more invalid YAML follows; fix these first',
+  });
+  return problems;
 }
 
 /** The innermost collection on the CST parser's stack when more than MAX_NESTING are open, else null. */
@@ -718,7 +748,7 @@ function describe(node: Node | null): string {
   if (value === null) return 'an empty value';
   if (typeof value === 'string') return 'a string';
   if (typeof value === 'number' || typeof value === 'bigint')
-    return `the number ${node.source ?? String(value)}`;
+    return `the number ${clip(node.source ?? String(value), 40)}`;
   if (typeof value === 'boolean') return `the boolean ${String(value)}`;
   return 'an unsupported value';
 }
@@ -732,8 +762,13 @@ function quote(s: string): string {
   return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
 }
 
+/** yaml's message, which may quote the text it stumbled on at any length: kept to one short line. */
 function lowerFirst(s: string): string {
-  return s.charAt(0).toLowerCase() + s.slice(1);
+  return clip(s.charAt(0).toLowerCase() + s.slice(1), 200);
+}
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 function sortProblems(problems: ManifestProblem[]): ManifestProblem[] {
