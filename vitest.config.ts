@@ -2,11 +2,27 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['api/**/*.test.ts', 'runner/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Two cores: files that start real processes do not benefit from more parallelism.
     maxWorkers: 2,
     globalSetup: ['test/testkit/global-setup.ts'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'kiln', include: ['api/**/*.test.ts', 'runner/**/*.test.ts', 'test/**/*.test.ts'] },
+      },
+      {
+        // The api suites once more with RabbitMQ between api and runners, as deployed, instead of
+        // the in-process broker (startTestApp reads KILN_TEST_BROKER).
+        extends: true,
+        test: {
+          name: 'api-on-rabbitmq',
+          include: ['api/**/*.test.ts'],
+          exclude: ['api/db/**'],
+          env: { KILN_TEST_BROKER: 'amqp' },
+        },
+      },
+    ],
   },
 });

@@ -15,6 +15,8 @@ import { openDatabase } from '../../api/db/orm.ts';
 import { createFsFileStore, type FileStore } from '../../api/files/file-store.ts';
 import { bootstrapAdmin } from '../../api/modules/tokens/tokens.service.ts';
 import { type App, buildApp } from '../../api/server.ts';
+import { AmqpBroker } from '../../runner/broker/amqp/amqp-broker.ts';
+import { deleteTopology } from '../../runner/broker/amqp/topology.ts';
 import { createBroker } from '../../runner/broker/create-broker.ts';
 import type { Broker } from '../../runner/contract/broker.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
@@ -76,8 +78,11 @@ export async function startTestApp(
   await bootstrapAdmin(database.orm.em.fork(), token);
   const prefix = opts.prefix ?? `test-${randomBytes(4).toString('hex')}`;
   const logger = quietLogger();
+  // KILN_TEST_BROKER=amqp runs a suite on RabbitMQ instead of the in-process broker (vitest.config.ts
+  // has a project that runs the api suites so).
+  const onRabbit = (opts.broker ?? process.env.KILN_TEST_BROKER) === 'amqp';
   const broker = createBroker({
-    url: opts.broker === 'amqp' ? AMQP_URL : '',
+    url: onRabbit ? AMQP_URL : '',
     prefix,
     deliveryLimit: 3,
     logger,
@@ -159,6 +164,11 @@ export async function startTestApp(
       for (const c of clients) await c.dispose();
       await app.stop();
       await broker.close();
+      // A prefix of its own leaves nothing behind on the shared RabbitMQ.
+      if (onRabbit && !opts.prefix) {
+        const queues = broker instanceof AmqpBroker ? [...broker.declaredWorkQueues] : [];
+        await deleteTopology(AMQP_URL, prefix, ['default', ...queues]).catch(() => {});
+      }
       await database.close();
       await rm(filesDir, { recursive: true, force: true });
       if (!opts.db) await db.drop();
