@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_NESTING, MAX_PROBLEMS, parseManifest } from './manifest.ts';
+import { parseManifest } from './manifest.ts';
 import { MAX_MANIFEST_BYTES, type Manifest, type ManifestProblem, type ParseResult } from './types.ts';
+import { MAX_NESTING, MAX_PROBLEMS } from './yaml.ts';
 
 function manifestOf(result: ParseResult): Manifest {
   if (!result.ok)

@@ -1,6 +1,7 @@
 /**
  * Business rules of builds: submit (validate → compose → persist → publish), kill, and reading
- * builds. Resolvers authorize and call these; expected outcomes are returned, not thrown.
+ * builds. Resolvers authorize and call these; expected outcomes are returned, not thrown. A little
+ * over 500 lines: the submit's one statement (its SQL) is most of it, and reads better whole.
  *
  * A person's submit (`submitAs`) checks the namespace against the viewer's rights; every other
  * cause (a forge event, a schedule) validates and calls `submit` with an owner and namespace it has

@@ -1,4 +1,7 @@
 /**
+ * (Longer than most files: the driver's lifecycle, its engine calls and the path checks that keep
+ * files inside the workspace belong together; tar handling is in tar.ts and untar.ts.)
+ *
  * The `docker` driver (`driver: {type: docker, image, workspace}`): one Docker volume per build,
  * mounted at `workspace` in every container of the build, and one fresh container per job from
  * `image`, so only the workspace persists between jobs and stages (as in Djinn).
