@@ -36,7 +36,16 @@ export interface Deployment {
   storedLog(buildId: string): Promise<StoredLog>;
   /** A pg client on a database of the same kind (PostgreSQL, or PGlite) for the raw baselines. */
   rawDatabase(): Promise<pg.Client>;
+  /**
+   * Distributed only: one more `kiln runner` on the same database and broker, with `env` on top of the
+   * deployment's (e.g. KILN_RUNNER_QUEUES); stopped with the deployment. Embedded has no such thing:
+   * its one runner lives in `kiln start`, on an in-process broker no other process reaches.
+   */
+  addRunner?(name: string, env: Record<string, string>): KilnProcess;
 }
+
+/** The queue of the drain measure (h): no runner of the deployment takes it, so builds wait there. */
+export const LOAD_QUEUE = 'load';
 
 export type Cleanups = (() => Promise<unknown>)[];
 
@@ -84,7 +93,7 @@ export async function startDistributed(
   const db = await createTestDatabase();
   cleanups.push(() => db.drop());
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
-  cleanups.push(() => deleteTopology(AMQP_URL, prefix, ['default']));
+  cleanups.push(() => deleteTopology(AMQP_URL, prefix, ['default', LOAD_QUEUE]));
   const env = {
     ...baseEnv(work, token, extraEnv),
     KILN_DATABASE_URL: db.url,
@@ -109,6 +118,11 @@ export async function startDistributed(
     storedLog: (buildId) => storedLogOf(reader, buildId),
     async rawDatabase() {
       return connectPg(db.url, cleanups);
+    },
+    addRunner(name, more) {
+      const added = spawnKiln(name, ['runner'], { ...env, KILN_RUNNER_NAME: name, ...more });
+      cleanups.push(() => added.stop(5_000));
+      return added;
     },
   };
 }

@@ -1,10 +1,9 @@
 /**
  * `npm run bench`: dispatch latency (os and docker drivers), log latency, log throughput, submit
- * throughput and memory of a
- * real Kiln, once distributed (PostgreSQL + RabbitMQ, `kiln serve` + `kiln runner`) and once
+ * throughput, memory, and load (many subscribers, a deep queue, a fixed submit rate) of a real Kiln, once distributed (PostgreSQL + RabbitMQ, `kiln serve` + `kiln runner`) and once
  * embedded (`kiln start`), each figure next to a raw baseline measured in the same run.
  *
- *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e,f] [--quick] [--cpu-prof=DIR] [--readme]
+ *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e,f,g,h,i] [--quick] [--cpu-prof=DIR] [--readme]
  *
  * --only, --quick (smaller counts) and --cpu-prof (every Kiln process writes a .cpuprofile into DIR
  * when it stops) are for working on one figure, not for publishing figures; --readme writes the
@@ -31,6 +30,7 @@ import {
   startDistributed,
   startEmbedded,
 } from './deployments.ts';
+import { LOAD_NOTES, LOAD_SIZES, measureDrain, measureOpenLoop, measureSubscribers } from './load.ts';
 import {
   dispatchLatency,
   logLatency,
@@ -53,7 +53,7 @@ const extraEnv: Record<string, string> = profileDir
     }
   : {};
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e', 'f']);
+const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
 const modes: Mode[] =
   modeArg === 'distributed' || modeArg === 'embedded' ? [modeArg] : ['distributed', 'embedded'];
 
@@ -61,8 +61,11 @@ const SIZES = quick
   ? { dispatch: 30, docker: 5, ticks: 100, lines: 100_000, submits: 100, clients: 10 }
   : { dispatch: 200, docker: 30, ticks: 400, lines: 1_000_000, submits: 1_000, clients: 10 };
 
-/** The whole run stops (cleaning up) after this long, whatever it is doing. */
-const DEADLINE_MS = 20 * 60 * 1000;
+/**
+ * The whole run stops (cleaning up) after this long, whatever it is doing. The load measures take
+ * most of it: (h) queues and drains 10,000 builds, (i) runs two minutes a mode.
+ */
+const DEADLINE_MS = 45 * 60 * 1000;
 
 interface Row {
   mode: Mode;
@@ -75,6 +78,8 @@ interface Row {
 
 const rows: Row[] = [];
 let cleanups: Cleanups = [];
+/** Wrong results (lost lines, failed builds): the run exits 1 and writes no README. */
+const failures: string[] = [];
 
 let currentMode: Mode | '' = '';
 
@@ -178,6 +183,20 @@ async function measureMode(mode: Mode): Promise<void> {
     }
   }
   if (only.has('d')) await measureSubmits(client, add);
+  const load = {
+    client,
+    deployment,
+    sizes: quick ? LOAD_SIZES.quick : LOAD_SIZES.full,
+    add,
+    log,
+    fail(message: string) {
+      failures.push(`${mode}: ${message}`);
+      console.error(`[bench FAILED ${mode}] ${message}`);
+    },
+  };
+  if (only.has('g')) await measureSubscribers(load);
+  if (only.has('h')) await measureDrain(load);
+  if (only.has('i')) await measureOpenLoop(load);
   log(`done, stopping`);
 }
 
@@ -323,8 +342,12 @@ async function main(): Promise<number> {
   }
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), shared with other work, Node ${process.version}`;
   const date = new Date().toISOString().slice(0, 10);
-  const report = `${table()}\n\n${BASELINES}`;
+  const report = `${table()}\n\n${BASELINES}\n\n${LOAD_NOTES}`;
   console.log(`\n${report}\n\nMeasured ${date} on ${machine}${quick ? ' (--quick: smaller counts)' : ''}.`);
+  if (failures.length > 0) {
+    failed = true;
+    console.error(`\nWRONG RESULTS:\n${failures.map((f) => `  ${f}`).join('\n')}`);
+  }
   const full = !quick && !onlyArg && modes.length === 2;
   if (writeReadme && !full)
     console.error('--readme: only a full run (both modes, every figure) goes into README.md');

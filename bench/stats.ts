@@ -46,6 +46,7 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 /** A number for a table cell: 3 significant digits, thousands grouped. */
 export function fmt(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
+  if (value === 0) return '0';
   const abs = Math.abs(value);
   if (abs >= 1000) return Math.round(value).toLocaleString('en-US');
   if (abs >= 100) return value.toFixed(0);
