@@ -136,6 +136,16 @@ const problem = (path: string, message: string): ManifestProblem => ({
   message,
 });
 
+/** What makes a build, whoever asked for it: a person, an integration, a forge event or a schedule. */
+export interface SubmitRequest {
+  /** The user the build belongs to (already authorized by the caller). */
+  owner: { id: string };
+  /** The namespace it is submitted into, if any (already authorized by the caller). */
+  namespace: { id: string } | null;
+  cause: Cause;
+  submission: Submission;
+}
+
 export class BuildService {
   constructor(private readonly deps: BuildServiceDeps) {}
 
@@ -203,12 +213,7 @@ export class BuildService {
    */
   async submit(
     em: EntityManager,
-    request: {
-      owner: { id: string };
-      namespace: { id: string } | null;
-      cause: Cause;
-      submission: Submission;
-    },
+    request: SubmitRequest,
   ): Promise<Build> {
     const composed = await this.compose(
       em,
@@ -298,12 +303,7 @@ export class BuildService {
    */
   private async persist(
     em: EntityManager,
-    request: {
-      owner: { id: string };
-      namespace: { id: string } | null;
-      cause: Cause;
-      submission: Submission;
-    },
+    request: SubmitRequest,
     composed: Composed,
   ): Promise<Build> {
     const { owner, namespace, cause, submission } = request;
