@@ -11,6 +11,7 @@ import { loadSecretBox } from './auth/secret-box.ts';
 import type { ApiConfig } from './config.ts';
 import { type Database, openDatabase } from './db/orm.ts';
 import { createFsFileStore } from './files/file-store.ts';
+import { createIdleCollector } from './jobs/idle-collector.ts';
 import { bootstrapAdmin } from './modules/tokens/tokens.service.ts';
 import { type App, buildApp } from './server.ts';
 
@@ -62,6 +63,9 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     publicUrl: config.publicUrl,
   });
   const { url } = await app.start(config.port, config.host);
+  // The process's, not the app's: one per process, however many apps a test starts in one.
+  const collector = createIdleCollector({ logger });
+  collector.start();
   logger.info(
     { url, embeddedDatabase: database.embedded, inProcessBroker: !config.amqpUrl },
     'kiln serve is up',
@@ -79,6 +83,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     url,
     logger,
     async stop() {
+      collector.stop();
       await app.stop();
       await broker.close();
       await database.close();

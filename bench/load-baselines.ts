@@ -76,7 +76,8 @@ export interface FanoutResult {
   repeated: number;
   /** Subscriptions that ended with an error instead of completing. */
   errors: string[];
-  /** RSS (MiB) of the server: the most while the subscribers were there, and after they left. */
+  /** RSS (MiB) of the server: before the subscribers came, the most while they were there, and after they left. */
+  beforeRss: number;
   peakRss: number;
   afterRss: number;
 }
@@ -87,7 +88,7 @@ export function sumTallies(
   latencies: number[],
   printed: number[],
   errors: string[],
-): Omit<FanoutResult, 'peakRss' | 'afterRss'> {
+): Omit<FanoutResult, 'beforeRss' | 'peakRss' | 'afterRss'> {
   const lines = tallies[0]?.lines ?? 0;
   const incomplete = tallies.filter((t) => t.missing() > 0).length;
   const allAt = Math.max(...tallies.map((t) => t.completeAt));
@@ -155,6 +156,7 @@ export async function fanoutBaseline(
       'the fan-out server to listen',
     )) as [string];
     const { port } = JSON.parse(first) as { port: number };
+    const beforeRss = await rssMiB(server.pid!);
     const tallies = Array.from({ length: subscribers }, () => new Tally(lines));
     const latencies: number[] = [];
     const printed: number[] = [];
@@ -194,6 +196,7 @@ export async function fanoutBaseline(
     await sleep(settleMs);
     return {
       ...sumTallies(tallies, latencies, printed, errors),
+      beforeRss,
       peakRss: peak,
       afterRss: await rssMiB(server.pid!),
     };

@@ -40,8 +40,8 @@ the worst case for serve), on one build that, once every subscription has had it
 every subscriber, and a subscriber that misses or repeats a line fails the run. Baseline: as many plain
 \`ws\` connections to a trivial \`ws\` server (bare node, a process of its own:
 bench/ws-fanout-server.mjs) that runs the same script and sends each chunk of its output to every
-connection as a graphql-ws \`next\`; its RSS beside serve's, at the peak and 5 s after the
-connections closed. (h) 10,000 \`echo hi\` builds submitted (10 clients) to a queue no runner takes,
+connection as a graphql-ws \`next\`; its RSS beside serve's, before, at the peak and 15 s after
+the connections closed. (h) 10,000 \`echo hi\` builds submitted (10 clients) to a queue no runner takes,
 then 4 \`kiln runner\` processes started on it, \`KILN_RUNNER_CONCURRENCY=2\` each; drain = builds
 ÷ (first startedAt → last finishedAt); queue → start is the API's createdAt → startedAt, so it
 includes filling the queue and starting the runners. Baseline: 10,000 messages published with
@@ -73,8 +73,11 @@ export const LOAD_SIZES: { quick: LoadSizes; full: LoadSizes } = {
 /** (h): runners started after the queue filled, and the builds each runs at once. */
 const DRAIN_RUNNERS = 4;
 const DRAIN_CONCURRENCY = 2;
-/** (g): how long after the subscribers left their server's RSS is read again. */
-const SETTLE_MS = 5_000;
+/**
+ * (g): how long after the subscribers left their server's RSS is read again: serve's idle collector
+ * (api/jobs/idle-collector.ts) looks every 5 s at the 5 s before, so it has had two looks by then.
+ */
+const SETTLE_MS = 15_000;
 
 export interface LoadContext {
   client: KilnClient;
@@ -142,6 +145,7 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
   const { subscribers, lines } = ctx.sizes;
   const gateDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-gate-'));
   const gate = path.join(gateDir, 'go');
+  const beforeRss = await rssMiB(api(ctx).pid);
   const clients = await openMany(subscribers, () =>
     connectSubscriber(ctx.deployment.url, ctx.deployment.token),
   );
@@ -198,6 +202,7 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
     await sleep(SETTLE_MS);
     return {
       ...sumTallies(tallies, latencies, printed, errors),
+      beforeRss,
       peakRss: peak,
       afterRss: await rssMiB(api(ctx).pid),
     };
@@ -220,9 +225,7 @@ export async function measureSubscribers(ctx: LoadContext): Promise<void> {
   const { subscribers, lines } = ctx.sizes;
   await waitIdle(ctx, '(g)');
   const role = api(ctx).role;
-  ctx.log(
-    `(g) ${subscribers} subscribers on one build printing ${lines} lines; ${role} RSS ${fmt(await rssMiB(api(ctx).pid))} MiB before`,
-  );
+  ctx.log(`(g) ${subscribers} subscribers on one build printing ${lines} lines`);
   const kiln = await fanoutKiln(ctx);
   const raw = await fanoutBaseline(subscribers, lines, SETTLE_MS);
   checkFanout(ctx, 'Kiln', kiln);
@@ -245,6 +248,12 @@ export async function measureSubscribers(ctx: LoadContext): Promise<void> {
     figure: kiln.missing + kiln.repeated,
     baseline: raw.missing + raw.repeated,
     unit: 'lines',
+  });
+  ctx.add({
+    measure: `(g) RSS before they came, ${role}`,
+    figure: kiln.beforeRss,
+    baseline: raw.beforeRss,
+    unit: 'MiB',
   });
   ctx.add({ measure: `(g) RSS peak, ${role}`, figure: kiln.peakRss, baseline: raw.peakRss, unit: 'MiB' });
   ctx.add({
