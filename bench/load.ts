@@ -134,6 +134,14 @@ function connectSubscriber(url: string, token: string): Promise<Client> {
   });
 }
 
+/** A subscription's error as words: an Error's message, a socket's close code and reason, or the JSON. */
+function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  const close = error as { code?: unknown; reason?: unknown };
+  if (typeof close.code === 'number') return `the socket closed: ${close.code} ${String(close.reason ?? '')}`.trim();
+  return JSON.stringify(error);
+}
+
 const BUILD_LOG = 'subscription ($id: ID!) { buildLog(buildId: $id) { lines } }';
 
 /**
@@ -177,7 +185,7 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
                 first();
               },
               error: (error) => {
-                errors.push(error instanceof Error ? error.message : JSON.stringify(error));
+                errors.push(describeError(error));
                 first();
                 resolve();
               },
@@ -196,6 +204,8 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
       120_000 + lines * 100,
       `(g) every subscription of build ${id} to complete`,
     );
+    const stored = await ctx.deployment.storedLog(Buffer.from(id, 'base64').toString().split(':').at(-1) ?? id);
+    ctx.log(`(g) the build's log: ${stored.lines} lines in ${stored.rows} chunks`);
     await Promise.all(clients.map((c) => c.dispose()));
     clients.length = 0;
     const { peak } = await rss.stop();

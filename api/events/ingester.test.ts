@@ -4,10 +4,12 @@
  * replay-then-live log delivery, cursors, and completion.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunnerEvent } from '../../runner/contract/messages.ts';
+import type { LogChunkEvent, RunnerEvent } from '../../runner/contract/messages.ts';
 import { collect, startTestApp, type TestApp } from '../../test/testkit/app.ts';
 import { available } from '../../test/testkit/services.ts';
 import { waitFor } from '../../test/testkit/wait.ts';
+import type { StoredChunk } from '../modules/builds/build-log.ts';
+import { streamLog } from '../modules/builds/log-stream.ts';
 
 const MANIFEST = `driver: {type: os}
 stages: [one, two]
@@ -223,6 +225,37 @@ describe.runIf(available('postgres'))('ingest and subscriptions', () => {
     await second.done;
     expect(second.errors).toEqual([]);
     expect(second.items.map((i) => i.buildLog.lines)).toEqual([['b1']]);
+  });
+
+  it('joins the chunks waiting for a subscriber that fell behind into one message, every line once', async () => {
+    const ids = await submit();
+    const run = passingRun(ids);
+    await t.broker.publish('event', run.slice(0, 2)); // started, job started
+    await waitForStatus(ids, 'RUNNING');
+    const listening = t.app.pubsub.listenerCount();
+    const stream = streamLog({ orm: t.orm, pubsub: t.app.pubsub, buildId: ids.buildId, after: null });
+    // The stream subscribes and waits; 200 one-line chunks arrive before it runs again.
+    const first = stream.next();
+    await waitFor('the stream to subscribe', () => t.app.pubsub.listenerCount() > listening);
+    for (let seq = 1; seq <= 200; seq++) {
+      t.app.pubsub.publishLog(chunk(ids, 1, seq, 0, seq, [`line ${seq}`]) as LogChunkEvent);
+    }
+    const joined = (await first).value as StoredChunk;
+    expect(joined).toMatchObject({ seq: 200, firstLine: 1 });
+    expect(joined.lines).toEqual(Array.from({ length: 200 }, (_, i) => `line ${i + 1}`));
+    await stream.return(undefined);
+    // Its cursor is the last chunk's: a client resuming from it misses nothing and repeats nothing.
+    const resumed = streamLog({
+      orm: t.orm,
+      pubsub: t.app.pubsub,
+      buildId: ids.buildId,
+      after: { attempt: 1, seq: 200 },
+    });
+    const next = resumed.next();
+    await waitFor('the resumed stream to subscribe', () => t.app.pubsub.listenerCount() > listening);
+    t.app.pubsub.publishLog(chunk(ids, 1, 201, 0, 201, ['line 201']) as LogChunkEvent);
+    expect(((await next).value as StoredChunk).lines).toEqual(['line 201']);
+    await resumed.return(undefined);
   });
 
   it('sends buildUpdated on every change of the build or its jobs', async () => {

@@ -27,6 +27,12 @@ export type PubSubEvent =
   /** Events were dropped for this subscriber, which fell behind: read what it needs from the database. */
   | { topic: 'lagged' };
 
+/** An iterator of a subscriber's events that can also hand over, at once, every event waiting. */
+export interface Subscription<T> extends AsyncIterableIterator<T> {
+  /** The events buffered now, oldest first, taken out of the buffer (none when it is empty). */
+  drain(): T[];
+}
+
 /** Build and log topics carry PubSubEvents; `runners` carries heartbeats (see subscribeRunners). */
 type Listener = (event: unknown) => void;
 
@@ -94,7 +100,7 @@ export class PubSub {
    * Events of the given topics, buffered from the moment of the call until the iterator is
    * returned or `signal` aborts, so nothing published after subscribing is missed.
    */
-  subscribe(topics: string[], signal?: AbortSignal): AsyncIterableIterator<PubSubEvent> {
+  subscribe(topics: string[], signal?: AbortSignal): Subscription<PubSubEvent> {
     return this.listen<PubSubEvent>(topics, signal);
   }
 
@@ -111,7 +117,7 @@ export class PubSub {
     return count;
   }
 
-  private listen<T>(topics: string[], signal?: AbortSignal, lagged?: T | null): AsyncIterableIterator<T> {
+  private listen<T>(topics: string[], signal?: AbortSignal, lagged?: T | null): Subscription<T> {
     const laggedEvent = (lagged === undefined ? { topic: 'lagged' } : lagged) as T | null;
     let buffer: T[] = [];
     let buffered = 0;
@@ -144,7 +150,13 @@ export class PubSub {
       set.add(listener);
     }
     signal?.addEventListener('abort', stop, { once: true });
-    const iterator: AsyncIterableIterator<T> = {
+    const iterator: Subscription<T> = {
+      drain() {
+        const waiting = buffer;
+        buffer = [];
+        buffered = 0;
+        return waiting;
+      },
       async next() {
         while (buffer.length === 0 && !done) {
           await new Promise<void>((resolve) => {

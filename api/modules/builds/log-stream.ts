@@ -17,6 +17,12 @@
  * subscriber that fell behind (the pubsub dropped its buffer: `lagged`), send the stream back to the
  * database, which it reads by its cursor, a page at a time as the client takes them; if the database
  * does not have a missing chunk yet, it looks again shortly: the ingester stores it soon.
+ *
+ * A subscriber that cannot keep up with a build printing a line at a time gets what waits for it in
+ * fewer, larger messages: consecutive chunks of one job (waiting in its buffer, or read in one page)
+ * go out as one, up to JOINED_BYTES of text; the joined chunk's cursor is its last one's. Each message
+ * costs an execution of the subscription and a frame on the socket, so a thousand subscribers of a
+ * build printing 50 lines a second would otherwise ask for 50,000 of each a second.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { LogChunkEvent } from '../../../runner/contract/messages.ts';
@@ -25,6 +31,8 @@ import type { PubSub, PubSubEvent } from '../../events/pubsub.ts';
 import { type CurrentLog, type LogCursor, readCurrentLog, type StoredChunk } from './build-log.ts';
 
 const PAGE = 500;
+/** The most log text one joined chunk carries (one chunk longer than that goes out as it is). */
+const JOINED_BYTES = 256 * 1024;
 /** How long to wait for a missing chunk to be stored before reading the database again. */
 const GAP_RETRY_MS = 100;
 /** Reads the build again this often even when nothing is published, in case a notification was lost. */
@@ -45,6 +53,31 @@ interface Holder {
 
 function sleep(ms: number): Promise<'timeout'> {
   return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
+}
+
+const textBytes = (lines: string[]) => lines.reduce((n, line) => n + line.length + 1, 0);
+
+/** `next` continues `chunk` (same attempt and job, the next seq): one chunk of both, or null. */
+function join(
+  chunk: StoredChunk & { bytes?: number },
+  next: StoredChunk,
+): (StoredChunk & { bytes: number }) | null {
+  if (next.attempt !== chunk.attempt || next.jobId !== chunk.jobId || next.seq !== chunk.seq + 1) return null;
+  const bytes = (chunk.bytes ?? textBytes(chunk.lines)) + textBytes(next.lines);
+  if (bytes > JOINED_BYTES) return null;
+  return { ...chunk, seq: next.seq, lines: chunk.lines.concat(next.lines), bytes };
+}
+
+/** Consecutive chunks of one job joined, as `join` allows; the rest as they are. */
+function joinRuns(chunks: StoredChunk[]): StoredChunk[] {
+  const out: (StoredChunk & { bytes?: number })[] = [];
+  for (const chunk of chunks) {
+    const last = out.at(-1);
+    const joined = last ? join(last, chunk) : null;
+    if (joined) out[out.length - 1] = joined;
+    else out.push(chunk);
+  }
+  return out.map(({ bytes: _, ...chunk }) => chunk);
 }
 
 const toStored = (chunk: LogChunkEvent): StoredChunk => ({
@@ -119,6 +152,27 @@ export async function* streamLog(opts: {
     return toStored(chunk);
   };
 
+  /** Events drained from the subscription but not joined: taken before the next one. */
+  const held: PubSubEvent[] = [];
+  /**
+   * `first`, with the chunks waiting behind it in the buffer that continue it joined to it. The first
+   * event that does not continue it, and every one after, are held for the loop.
+   */
+  const withWaiting = (first: StoredChunk): StoredChunk => {
+    if (held.length > 0) return first;
+    let joined: StoredChunk & { bytes?: number } = first;
+    for (const event of live.drain()) {
+      const next =
+        held.length === 0 && event.topic === 'log' && holder && event.chunk.lease === holder.lease
+          ? join(joined, toStored(event.chunk))
+          : null;
+      if (next) joined = next;
+      else held.push(event);
+    }
+    const { bytes: _, ...chunk } = joined;
+    return chunk;
+  };
+
   const deliver = (chunk: StoredChunk): StoredChunk => {
     cursor = { attempt: chunk.attempt, seq: chunk.seq };
     if (restart) {
@@ -147,7 +201,7 @@ export async function* streamLog(opts: {
         reading.catch(() => {});
       }
       if (missing && cursor.seq >= missing.seq) missing = null;
-      pending ??= live.next();
+      pending ??= held.length > 0 ? Promise.resolve({ value: held.shift()!, done: false }) : live.next();
       const result: IteratorResult<PubSubEvent> | CurrentLog | 'timeout' = await Promise.race([
         pending,
         ...(reading ? [reading] : [sleep(missing || earlyChecks > 0 ? GAP_RETRY_MS : IDLE_CHECK_MS)]),
@@ -163,8 +217,9 @@ export async function* streamLog(opts: {
         if (!build) return;
         if (build.attempt > 0) follow({ attempt: build.attempt, lease: build.lease });
         // Chunks the live stream delivered meanwhile are behind the cursor already.
-        for (const chunk of chunks) {
-          if (chunk.attempt !== cursor.attempt || chunk.seq <= cursor.seq) continue;
+        const ahead = chunks.filter((c) => c.attempt === cursor.attempt && c.seq > cursor.seq);
+        for (const chunk of joinRuns(ahead)) {
+          if (chunk.seq <= cursor.seq) continue;
           yield deliver(chunk);
         }
         if (chunks.length === PAGE) {
@@ -197,7 +252,7 @@ export async function* streamLog(opts: {
           continue;
         case 'log': {
           const next = take(event.chunk);
-          if (next) yield deliver(next);
+          if (next) yield deliver(withWaiting(next));
           continue;
         }
       }
