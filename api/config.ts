@@ -3,6 +3,7 @@
  * reads process.env. Every variable has a default that works on one machine. The broker's settings and
  * the log level are read as by the runner (runner/contract/settings.ts).
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { sharedSettings } from '../runner/contract/settings.ts';
@@ -43,6 +44,7 @@ const ApiConfigSchema = z.object({
     .int()
     .positive()
     .default(1024 * 1024),
+  KILN_POLL_MIN_SECONDS: z.coerce.number().int().positive().default(10),
 });
 
 export interface ApiConfig {
@@ -71,6 +73,8 @@ export interface ApiConfig {
   artifactMaxBytes: number;
   /** Largest GraphQL request body (multipart uploads have objectMaxBytes instead). */
   maxBodyBytes: number;
+  /** The smallest poll interval a repository may have, in seconds. */
+  pollMinSeconds: number;
 }
 
 export type ConfigResult = { ok: true; config: ApiConfig } | { ok: false; problems: string[] };
@@ -110,6 +114,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       objectMaxBytes: e.KILN_OBJECT_MAX_BYTES,
       artifactMaxBytes: e.KILN_ARTIFACT_MAX_BYTES,
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
+      pollMinSeconds: e.KILN_POLL_MIN_SECONDS,
     },
   };
 }
@@ -120,4 +125,19 @@ export function apiConfigOrExit(env: NodeJS.ProcessEnv = process.env): ApiConfig
   if (result.ok) return result.config;
   console.error(`kiln: invalid configuration:\n${result.problems.map((p) => `  ${p}`).join('\n')}`);
   process.exit(1);
+}
+
+/**
+ * The environment of the git commands serve runs for repositories: a path and a home from its own,
+ * no terminal prompt (a remote asking for a password fails at once instead of hanging), and ssh in
+ * batch mode, trusting a host's key on first use.
+ */
+export function gitEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return {
+    PATH: env.PATH || '/usr/local/bin:/usr/bin:/bin',
+    HOME: env.HOME || os.tmpdir(),
+    LANG: 'C',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_SSH_COMMAND: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new',
+  };
 }

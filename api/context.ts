@@ -12,6 +12,7 @@ import type { ArtifactService } from './modules/artifacts/artifacts.service.ts';
 import type { BuildService } from './modules/builds/builds.service.ts';
 import type { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import type { ObjectService } from './modules/objects/objects.service.ts';
+import type { RepositoryService } from './modules/repositories/repositories.service.ts';
 import type { UserService } from './modules/users/users.service.ts';
 
 export interface Services {
@@ -20,6 +21,7 @@ export interface Services {
   users: UserService;
   objects: ObjectService;
   artifacts: ArtifactService;
+  repositories: RepositoryService;
 }
 
 export interface Context {

@@ -61,6 +61,8 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     artifactMaxBytes: config.artifactMaxBytes,
     maxBodyBytes: config.maxBodyBytes,
     publicUrl: config.publicUrl,
+    mirrorsDir: path.join(config.dataDir, 'mirrors'),
+    pollMinSeconds: config.pollMinSeconds,
   });
   const { url } = await app.start(config.port, config.host);
   // The process's, not the app's: one per process, however many apps a test starts in one.

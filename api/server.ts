@@ -7,6 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -28,7 +30,7 @@ import { readBody } from './http/body.ts';
 import { createRoutes } from './http/routes.ts';
 import { createCurator } from './jobs/curator.ts';
 import { createOutboxSweeper } from './jobs/outbox-sweeper.ts';
-import type { PeriodicJob } from './jobs/periodic.ts';
+import { every, type PeriodicJob } from './jobs/periodic.ts';
 import { createWatchdog } from './jobs/watchdog.ts';
 import { addFilesRoutes } from './modules/artifacts/artifacts.http.ts';
 import {
@@ -40,6 +42,8 @@ import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
+import { addHookRoutes } from './modules/repositories/repositories.http.ts';
+import { RepositoryService } from './modules/repositories/repositories.service.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
 import { serveConsole } from './web-console.ts';
@@ -66,6 +70,10 @@ export interface AppDeps {
   publicUrl?: string;
   /** Largest GraphQL request body but multipart uploads (KILN_MAX_BODY_BYTES); default 1 MiB. */
   maxBodyBytes?: number;
+  /** Where repositories' bare mirrors are kept; default: a directory of its own under the system's temp dir. */
+  mirrorsDir?: string;
+  /** KILN_POLL_MIN_SECONDS; default 10. */
+  pollMinSeconds?: number;
 }
 
 export interface App {
@@ -85,7 +93,7 @@ export interface App {
     curate(): Promise<CurateResult>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
-  jobs: { outboxSweeper: PeriodicJob; watchdog: PeriodicJob; curator: PeriodicJob };
+  jobs: { outboxSweeper: PeriodicJob; watchdog: PeriodicJob; curator: PeriodicJob; forgeEvents: PeriodicJob };
 }
 
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
@@ -139,17 +147,27 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const artifacts = new ArtifactService({ store: deps.files, maxBytes: artifactMaxBytes });
   let listenUrl: string | null = null;
   const buildState = new BuildState({ broker, logger });
+  const builds = new BuildService({
+    broker,
+    state: buildState,
+    drivers: deps.drivers,
+    logger,
+    secrets: deps.secrets,
+    namespaces,
+    objects,
+    apiUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
+    artifactMaxBytes,
+  });
   const services = {
-    builds: new BuildService({
-      broker,
-      state: buildState,
-      drivers: deps.drivers,
-      logger,
+    builds,
+    repositories: new RepositoryService({
+      orm,
+      builds,
       secrets: deps.secrets,
-      namespaces,
-      objects,
-      apiUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
-      artifactMaxBytes,
+      logger,
+      mirrorsDir: deps.mirrorsDir ?? path.join(os.tmpdir(), `kiln-mirrors-${process.pid}`),
+      publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
+      pollMinSeconds: deps.pollMinSeconds ?? 10,
     }),
     namespaces,
     objects,
@@ -210,7 +228,19 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const sweeper = createOutboxSweeper({ orm, builds: services.builds, logger });
   const watchdog = createWatchdog({ orm, buildState, logger });
   const curator = createCurator({ orm, artifacts, logger, databaseUrl: database.url });
-  const jobs = { outboxSweeper: sweeper.job, watchdog: watchdog.job, curator: curator.job };
+  const forgeEvents = every({
+    name: 'forge-events',
+    intervalMs: 30_000,
+    run: () => services.repositories.workLeftOver(),
+    logger,
+    leaderOnly: { databaseUrl: database.url },
+  });
+  const jobs = {
+    outboxSweeper: sweeper.job,
+    watchdog: watchdog.job,
+    curator: curator.job,
+    forgeEvents,
+  };
   const routes = createRoutes();
   routes
     .add(['GET', 'HEAD'], '/healthz', (_req, res) => {
@@ -279,6 +309,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await yoga.handle(req, res);
   }
 
+  addHookRoutes(routes, services.repositories);
   routes
     .add('*', '/graphql', graphqlOverHttp)
     // The console's own routes (/builds/…) are its client's: any path no other route names.

@@ -138,7 +138,8 @@ function connectSubscriber(url: string, token: string): Promise<Client> {
 function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
   const close = error as { code?: unknown; reason?: unknown };
-  if (typeof close.code === 'number') return `the socket closed: ${close.code} ${String(close.reason ?? '')}`.trim();
+  if (typeof close.code === 'number')
+    return `the socket closed: ${close.code} ${String(close.reason ?? '')}`.trim();
   return JSON.stringify(error);
 }
 
@@ -204,7 +205,9 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
       120_000 + lines * 100,
       `(g) every subscription of build ${id} to complete`,
     );
-    const stored = await ctx.deployment.storedLog(Buffer.from(id, 'base64').toString().split(':').at(-1) ?? id);
+    const stored = await ctx.deployment.storedLog(
+      Buffer.from(id, 'base64').toString().split(':').at(-1) ?? id,
+    );
     ctx.log(`(g) the build's log: ${stored.lines} lines in ${stored.rows} chunks`);
     await Promise.all(clients.map((c) => c.dispose()));
     clients.length = 0;

@@ -6,10 +6,12 @@ import { Migration20261121203133_initial } from './Migration20261121203133_initi
 import { Migration20261121205310_accounts } from './Migration20261121205310_accounts.ts';
 import { Migration20261121220000_files } from './Migration20261121220000_files.ts';
 import { Migration20261202044603_leases } from './Migration20261202044603_leases.ts';
+import { Migration20261207234000_repositories } from './Migration20261207234000_repositories.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
   { name: 'Migration20261121205310_accounts', class: Migration20261121205310_accounts },
   { name: 'Migration20261121220000_files', class: Migration20261121220000_files },
   { name: 'Migration20261202044603_leases', class: Migration20261202044603_leases },
+  { name: 'Migration20261207234000_repositories', class: Migration20261207234000_repositories },
 ];

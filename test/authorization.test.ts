@@ -5,12 +5,15 @@
  * without a rule here fails this test.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { buildSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildUpdated } from '../runner/contract/messages.ts';
 import { collect, signUpAndLogIn, startTestApp, type TestApp } from './testkit/app.ts';
+import { makeRemote, signedHeaders } from './testkit/forge.ts';
 import { available } from './testkit/services.ts';
 import { waitFor } from './testkit/wait.ts';
 
@@ -91,7 +94,13 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
     variable: {} as Partial<Record<Who, string>>,
     key: {} as Partial<Record<Who, string>>,
     object: {} as Partial<Record<Who, string>>,
+    repository: {} as Partial<Record<Who, string>>,
   };
+  /** A git repository of the owner's namespace, and a ping a forge posted for it. */
+  let gitDir = '';
+  let remoteUrl = '';
+  let repositoryId = '';
+  let forgeEventId = '';
   const KEY =
     '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
   /** Variables and keys: owner and collaborators manage them; others do not see the namespace. */
@@ -231,10 +240,37 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       );
       ownTokens[who] = (made.data!.createToken as { accessToken: { id: string } }).accessToken.id;
     }
+    gitDir = await mkdtemp(path.join(tmpdir(), 'kiln-authz-git-'));
+    const remote = await makeRemote(gitDir);
+    await remote.commit({ '.kiln.yml': MANIFEST }, 'a manifest');
+    remoteUrl = remote.url;
+    const connect = async (name: string) => {
+      const res = await owner(
+        `mutation ($url: String!, $name: String!) { createRepository(input: { namespace: "team", cloneUrl: $url, name: $name }) {
+          ... on CreateRepositorySuccess { webhookSecret repository { id webhookUrl } } } }`,
+        { url: remoteUrl, name },
+      );
+      return res.data!.createRepository as {
+        webhookSecret: string;
+        repository: { id: string; webhookUrl: string };
+      };
+    };
+    for (const who of WHO) secretIds.repository[who] = (await connect(`del${who}`)).repository.id;
+    const shared = await connect('shared');
+    repositoryId = shared.repository.id;
+    const url = await t.listen();
+    const body = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 });
+    const pinged = await fetch(shared.repository.webhookUrl.replace(/^http:\/\/[^/]+/, url), {
+      method: 'POST',
+      headers: signedHeaders('github', 'ping', body, shared.webhookSecret, 'ping-1'),
+      body,
+    });
+    forgeEventId = ((await pinged.json()) as { event: string }).event;
   });
 
   afterAll(async () => {
     await t?.stop();
+    if (gitDir) await rm(gitDir, { recursive: true, force: true });
   });
 
   const cases: Record<string, Case> = {
@@ -587,6 +623,66 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
           'deleteKey',
           await gql(who, 'mutation ($id: ID!) { deleteKey(input: { id: $id }) { __typename } }', {
             id: secretIds.key[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.createRepository': {
+      run: async (who) =>
+        judge(
+          'createRepository',
+          await gql(
+            who,
+            `mutation ($url: String!) { createRepository(input: { namespace: "owner@team", cloneUrl: $url, name: "c${who}" }) { __typename } }`,
+            { url: remoteUrl },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.updateRepository': {
+      run: async (who) =>
+        judge(
+          'updateRepository',
+          await gql(
+            who,
+            'mutation ($id: ID!) { updateRepository(input: { id: $id, manifestPaths: [".kiln.yml"] }) { __typename } }',
+            {
+              id: repositoryId,
+            },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteRepository': {
+      run: async (who) =>
+        judge(
+          'deleteRepository',
+          await gql(who, 'mutation ($id: ID!) { deleteRepository(input: { id: $id }) { __typename } }', {
+            id: secretIds.repository[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.triggerRepository': {
+      run: async (who) =>
+        judge(
+          'triggerRepository',
+          await gql(
+            who,
+            'mutation ($id: ID!) { triggerRepository(input: { repositoryId: $id }) { __typename } }',
+            {
+              id: repositoryId,
+            },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.replayForgeEvent': {
+      run: async (who) =>
+        judge(
+          'replayForgeEvent',
+          await gql(who, 'mutation ($id: ID!) { replayForgeEvent(input: { id: $id }) { __typename } }', {
+            id: forgeEventId,
           }),
         ),
       expect: secretRule,

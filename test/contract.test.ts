@@ -28,14 +28,7 @@ const contractFile =
  * fails while a landed name is still listed.
  */
 const PENDING = new Set<string>([
-  // (repositories): git repositories, forge events, and why each build exists.
-  ...['Namespace.repositories', 'Build.cause'],
-  ...['Mutation.createRepository', 'Mutation.triggerRepository', 'Mutation.replayForgeEvent'],
-  ...['Forge', 'BuildCause', 'Repository', 'ForgeEvent', 'ForgeEventEdge', 'ForgeEventConnection'],
-  ...['CreateRepositoryInput', 'CreateRepositorySuccess', 'CreateRepositoryResult'],
-  ...['TriggerRepositoryInput', 'TriggerRepositorySuccess', 'TriggerRepositoryResult'],
-  ...['ReplayForgeEventInput', 'ReplayForgeEventSuccess', 'ReplayForgeEventResult'],
-  // (schedules): cron schedules. BuildCause's two fields outlive the BuildCause entry above.
+  // (schedules): cron schedules.
   ...['Namespace.schedules', 'BuildCause.schedule', 'BuildCause.scheduledFor'],
   ...['Mutation.createSchedule', 'Mutation.updateSchedule', 'Mutation.deleteSchedule'],
   ...['Schedule', 'CreateScheduleInput', 'CreateScheduleSuccess', 'CreateScheduleResult'],

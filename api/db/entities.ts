@@ -16,6 +16,7 @@ import {
   NamespaceSchema,
 } from '../modules/namespaces/namespaces.entity.ts';
 import { ObjectSchema } from '../modules/objects/objects.entity.ts';
+import { ForgeEventSchema, RepositorySchema } from '../modules/repositories/repositories.entity.ts';
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
@@ -41,4 +42,6 @@ export const entities = [
   RunnerSchema,
   OutboxMessageSchema,
   DeadLetterSchema,
+  RepositorySchema,
+  ForgeEventSchema,
 ];

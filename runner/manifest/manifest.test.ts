@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseManifest } from './manifest.ts';
+import { planBuild } from './plan.ts';
 import { MAX_MANIFEST_BYTES, type Manifest, type ManifestProblem, type ParseResult } from './types.ts';
 import { MAX_NESTING, MAX_PROBLEMS } from './yaml.ts';
 
@@ -327,6 +328,28 @@ jobs: [{stage: setup, commands: [make]}]
     const result = parseManifest(text);
     expect(where(result)).toEqual(['stages[1]@3:17']);
     expect(messageAt(result, 'stages[1]')).toBe('stage name "setup" is reserved for cloning sources');
+  });
+
+  it('reports a stage named setup in a build of a repository, whose checkout job that stage runs', () => {
+    const text = `driver: {type: os}
+stages: [setup]
+jobs: [{stage: setup, commands: [make]}]
+`;
+    expect(parseManifest(text).ok).toBe(true);
+    const result = parseManifest(text, { checkout: true });
+    expect(messageAt(result, 'stages[0]')).toBe('stage name "setup" is reserved for checking out the commit');
+    const plan = planBuild(
+      (parseManifest(text.replaceAll('setup', 'build')) as { manifest: Manifest }).manifest,
+      { checkout: { url: 'file:///srv/git/app.git', ref: 'refs/heads/main', sha: 'a'.repeat(40) } },
+    );
+    expect(plan.stages.map((s) => s.name)).toEqual(['setup', 'build']);
+    expect(plan.stages[0]!.jobs[0]!.name).toBe('checkout');
+    expect(plan.stages[0]!.jobs[0]!.commands.join('\n')).toContain(`checkout -q ${'a'.repeat(40)} --`);
+    expect(() =>
+      planBuild((parseManifest(text.replaceAll('setup', 'build')) as { manifest: Manifest }).manifest, {
+        checkout: { url: 'file:///x', ref: 'main', sha: 'main' },
+      }),
+    ).toThrow(/not a full commit id/);
   });
 
   it.each([

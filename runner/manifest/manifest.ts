@@ -26,6 +26,8 @@ import { MAX_PROBLEMS, parseYaml } from './yaml.ts';
 export interface ParseOptions {
   /** Drivers enabled on the server; default: all of DRIVER_TYPES. */
   drivers?: readonly string[];
+  /** A build of a repository's commit: the `setup` stage checks it out, so no stage may take the name. */
+  checkout?: boolean;
 }
 
 const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
@@ -126,7 +128,7 @@ export function parseManifest(text: string, opts: ParseOptions = {}): ParseResul
   const drivers = enabled ? DRIVER_TYPES.filter((d) => enabled.includes(d)) : DRIVER_TYPES;
   const c = new Checker(lines, aliases, drivers);
   try {
-    const manifest = readManifest(doc.contents, c);
+    const manifest = readManifest(doc.contents, c, opts.checkout ?? false);
     if (manifest && c.problems.length === 0) return { ok: true, manifest };
   } catch (error) {
     if (!(error instanceof ValueBudgetExceeded)) throw error;
@@ -154,7 +156,7 @@ const MANIFEST_FIELDS = {
   queue: { read: readQueue, expected: 'a queue name' },
 } satisfies Record<string, Field<unknown>>;
 
-function readManifest(root: Node | null, c: Checker): Manifest | undefined {
+function readManifest(root: Node | null, c: Checker, checkout: boolean): Manifest | undefined {
   if (root === null || (isScalar(root) && root.value === null)) {
     c.report(null, '', 'the manifest is empty; expected a map with driver, stages and jobs');
     return undefined;
@@ -165,7 +167,7 @@ function readManifest(root: Node | null, c: Checker): Manifest | undefined {
   }
   const v = readFields(root, '', c, MANIFEST_FIELDS);
   if (!v) return undefined;
-  checkStageReferences(v, c);
+  checkStageReferences(v, c, checkout);
   if (!v.driver || !v.stages || !v.jobs) return undefined;
   return {
     namespace: v.namespace ?? null,
@@ -181,14 +183,19 @@ function readManifest(root: Node | null, c: Checker): Manifest | undefined {
   };
 }
 
-function checkStageReferences(v: FieldValues<typeof MANIFEST_FIELDS>, c: Checker): void {
+function checkStageReferences(v: FieldValues<typeof MANIFEST_FIELDS>, c: Checker, checkout: boolean): void {
   if (!v.stages) return;
   const listed = new Set(v.stages.map((s) => s.value));
   const expected = `expected one of: ${[...listed].join(', ')}`;
-  if (v.sources && v.sources.length > 0) {
+  const reservedFor = checkout
+    ? 'checking out the commit'
+    : v.sources && v.sources.length > 0
+      ? 'cloning sources'
+      : null;
+  if (reservedFor) {
     for (const stage of v.stages) {
       if (stage.value === SETUP_STAGE) {
-        c.report(stage.node, stage.path, `stage name "${SETUP_STAGE}" is reserved for cloning sources`);
+        c.report(stage.node, stage.path, `stage name "${SETUP_STAGE}" is reserved for ${reservedFor}`);
       }
     }
   }

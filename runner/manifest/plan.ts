@@ -22,10 +22,24 @@ export interface PlanJob {
   artifacts: ManifestArtifact[];
 }
 
-/** The stage that clones `sources`; reserved for that when a manifest has any. */
+/** The stage that checks a repository's commit out and clones `sources`; reserved when there is either. */
 export const SETUP_STAGE = 'setup';
 
-export function planBuild(manifest: Manifest): PlannedBuild {
+/**
+ * A repository's commit to check out as the workspace itself, before anything else: the `checkout`
+ * job of the setup stage fetches that one commit (not the whole history) into the workspace root,
+ * with its submodules, and leaves `.git` there so jobs can run git.
+ */
+export interface Checkout {
+  url: string;
+  /** The ref the commit was built for; fetched when the remote will not hand out a bare commit. */
+  ref: string;
+  sha: string;
+  /** Lines printed before the checkout (e.g. why a fork's pull request has no secrets). */
+  notices?: string[];
+}
+
+export function planBuild(manifest: Manifest, opts: { checkout?: Checkout } = {}): PlannedBuild {
   const allowed = new Set(manifest.allowFailures);
   const stages: PlanStage[] = manifest.stages.map((name) => ({
     name,
@@ -34,17 +48,36 @@ export function planBuild(manifest: Manifest): PlannedBuild {
       .filter((job) => job.stage === name)
       .map((job) => ({ name: job.name, commands: [...job.commands], artifacts: [...job.artifacts] })),
   }));
-  if (manifest.sources.length === 0) return { stages };
-  const setup: PlanStage = {
-    name: SETUP_STAGE,
-    canFail: false,
-    jobs: manifest.sources.map((source, n) => ({
-      name: `clone.${n}`,
-      commands: cloneCommands(source),
-      artifacts: [],
-    })),
-  };
-  return { stages: [setup, ...stages] };
+  const setupJobs: PlanJob[] = manifest.sources.map((source, n) => ({
+    name: `clone.${n}`,
+    commands: cloneCommands(source),
+    artifacts: [],
+  }));
+  if (opts.checkout) {
+    setupJobs.unshift({ name: 'checkout', commands: checkoutCommands(opts.checkout), artifacts: [] });
+  }
+  if (setupJobs.length === 0) return { stages };
+  return { stages: [{ name: SETUP_STAGE, canFail: false, jobs: setupJobs }, ...stages] };
+}
+
+const FULL_SHA = /^[0-9a-f]{40}$/;
+
+function checkoutCommands({ url, ref, sha, notices = [] }: Checkout): string[] {
+  if (!FULL_SHA.test(sha)) throw new Error(`"${sha}" is not a full commit id`);
+  if (ref.startsWith('-')) throw new Error(`ref "${ref}" starts with "-": git would read it as an option`);
+  if (url.startsWith('-')) throw new Error(`URL "${url}" starts with "-": git would read it as an option`);
+  const remote = shellQuote(url);
+  return [
+    ...notices.map((line) => `echo ${shellQuote(line)}`),
+    // origin is the remote, so that submodules with relative URLs resolve against it.
+    `git init -q . && git remote add origin ${remote}`,
+    // One commit, not the history. A remote that hands out only refs' heads gets the ref instead
+    // (the commit is its head, or in its history when the ref has moved on since).
+    `git fetch -q --depth=1 origin ${sha} || git fetch -q origin ${shellQuote(`+${ref}:refs/kiln/built`)}`,
+    `git -c advice.detachedHead=false checkout -q ${sha} --`,
+    'git submodule -q update --init --recursive --depth=1',
+    'git log -1 --format="%H %s"',
+  ];
 }
 
 function cloneCommands({ url, ref, dir }: ManifestSource): string[] {

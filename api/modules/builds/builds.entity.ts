@@ -48,7 +48,15 @@ export const BuildSchema = new EntitySchema<Build>({
   name: 'Build',
   tableName: 'builds',
   uniques: [{ properties: ['numberScope', 'number'] }],
-  indexes: [{ properties: ['createdAt'] }, { properties: ['status'] }],
+  indexes: [
+    { properties: ['createdAt'] },
+    { properties: ['status'] },
+    {
+      // Builds of a repository, newest first (Repository.builds).
+      name: 'builds_repository_index',
+      expression: `create index "builds_repository_index" on "builds" ((trigger_data->>'repositoryId'), "created_at") where (trigger_data->>'repositoryId') is not null`,
+    },
+  ],
   properties: {
     id: { type: 'uuid', primary: true },
     owner: { kind: 'm:1', entity: () => UserSchema, ref: true, deleteRule: 'cascade' },

@@ -26,7 +26,7 @@ export const BuildStatusEnum = builder.enumType('BuildStatus', {
   description: 'Ordered by precedence: a build is the worst of its jobs.',
 });
 export const JobStatusEnum = builder.enumType('JobStatus', { values: JOB_STATUSES });
-const TriggerKindEnum = builder.enumType('TriggerKind', {
+export const TriggerKindEnum = builder.enumType('TriggerKind', {
   values: ['MANUAL', 'PUSH', 'PULL', 'SCHEDULE'] as const,
 });
 
@@ -235,14 +235,14 @@ BuildRef.implement({
   }),
 });
 
-const BuildConnection = builder.connectionObject(
+export const BuildConnection = builder.connectionObject(
   { type: BuildRef, name: 'BuildConnection' },
   { name: 'BuildEdge' },
 );
 
-const encodeBuildCursor = (b: Build) =>
+export const encodeBuildCursor = (b: Build) =>
   Buffer.from(`build:${b.createdAt.toISOString()}|${b.id}`).toString('base64url');
-function decodeBuildCursor(cursor: string | null | undefined): { createdAt: Date; id: string } | null {
+export function decodeBuildCursor(cursor: string | null | undefined): { createdAt: Date; id: string } | null {
   if (!cursor) return null;
   const m = /^build:([^|]+)\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
   const createdAt = m ? new Date(m[1]!) : null;

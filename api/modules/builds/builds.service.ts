@@ -15,7 +15,7 @@ import type { BuildJob } from '../../../runner/contract/messages.ts';
 import { type BuildStatus, isFinalBuild } from '../../../runner/contract/status.ts';
 import { toBuildJob } from '../../../runner/manifest/build-job.ts';
 import { parseManifest } from '../../../runner/manifest/manifest.ts';
-import { type PlannedBuild, planBuild } from '../../../runner/manifest/plan.ts';
+import { type Checkout, type PlannedBuild, planBuild } from '../../../runner/manifest/plan.ts';
 import type { Manifest, ManifestProblem } from '../../../runner/manifest/types.ts';
 import type { Access } from '../../auth/access.ts';
 import { BUILD_TOKEN_MARGIN_MS, issueBuildToken } from '../../auth/build-token.ts';
@@ -144,6 +144,11 @@ export interface SubmitRequest {
   namespace: { id: string } | null;
   cause: Cause;
   submission: Submission;
+  /**
+   * Code nobody with access to the namespace wrote (a fork's pull request): the build gets no masked
+   * variable, no SSH key and no object.
+   */
+  untrusted?: boolean;
 }
 
 export class BuildService {
@@ -181,8 +186,14 @@ export class BuildService {
   }
 
   /** Every problem of a submit at once: the manifest's (with line and column), then tags and comment. */
-  validate(input: Pick<SubmitInput, 'manifest' | 'comment' | 'tags'>): Validated {
-    const parsed = parseManifest(input.manifest, { drivers: this.deps.drivers });
+  validate(
+    input: Pick<SubmitInput, 'manifest' | 'comment' | 'tags'>,
+    opts: { checkout?: Checkout } = {},
+  ): Validated {
+    const parsed = parseManifest(input.manifest, {
+      drivers: this.deps.drivers,
+      checkout: opts.checkout !== undefined,
+    });
     const problems: ManifestProblem[] = parsed.ok ? [] : [...parsed.problems];
     const tags = [...new Set(input.tags ?? [])];
     tags.forEach((tag, i) => {
@@ -200,7 +211,7 @@ export class BuildService {
       submission: {
         text: input.manifest,
         manifest,
-        plan: planBuild(manifest),
+        plan: planBuild(manifest, { checkout: opts.checkout }),
         comment: input.comment ?? null,
         tags,
       },
@@ -211,36 +222,30 @@ export class BuildService {
    * Makes a build of a validated submission for `owner` in `namespace` (both already authorized by
    * the caller) and sends it to the runners: compose, persist, publish.
    */
-  async submit(
-    em: EntityManager,
-    request: SubmitRequest,
-  ): Promise<Build> {
-    const composed = await this.compose(
-      em,
-      request.owner.id,
-      request.namespace?.id ?? null,
-      request.submission,
-    );
+  async submit(em: EntityManager, request: SubmitRequest): Promise<Build> {
+    const composed = await this.compose(em, request);
     const build = await this.persist(em, request, composed);
     this.publish(em, composed, build);
     return build;
   }
 
   /** The job message and the rows of a new build, its secrets sealed for the outbox. */
-  private async compose(
-    em: EntityManager,
-    ownerId: string,
-    namespaceId: string | null,
-    { manifest, plan }: Submission,
-  ): Promise<Composed> {
+  private async compose(em: EntityManager, request: SubmitRequest): Promise<Composed> {
+    const { manifest, plan } = request.submission;
+    const ownerId = request.owner.id;
+    const namespaceId = request.namespace?.id ?? null;
     const buildId = randomUUID();
     const at = new Date();
     const secrets = await buildSecrets(em, this.deps.secrets, ownerId, namespaceId);
+    if (request.untrusted) {
+      secrets.variables = secrets.variables.filter((v) => !v.masked);
+      secrets.keys = [];
+    }
     const objects = await this.deps.objects.forBuild(
       em,
       ownerId,
       namespaceId,
-      manifest.objects.map((o) => o.name),
+      request.untrusted ? [] : manifest.objects.map((o) => o.name),
     );
     const apiUrl = this.deps.apiUrl().replace(/\/+$/, '');
     const token = issueBuildToken(
@@ -301,11 +306,7 @@ export class BuildService {
    * every build waits for, short. Rows travel as JSON so any number of jobs fits one statement.
    * created_at is read after the counter's row lock is taken, so a later number is a later build.
    */
-  private async persist(
-    em: EntityManager,
-    request: SubmitRequest,
-    composed: Composed,
-  ): Promise<Build> {
+  private async persist(em: EntityManager, request: SubmitRequest, composed: Composed): Promise<Build> {
     const { owner, namespace, cause, submission } = request;
     const numberScope = namespace ? `namespace:${namespace.id}` : `user:${owner.id}`;
     const [row] = await em.execute<Record<string, unknown>[]>(
@@ -456,6 +457,8 @@ export class BuildService {
       status?: BuildStatus | null;
       tag?: string | null;
       namespaceId?: string | null;
+      /** Only builds of this repository (their cause names it). */
+      repositoryId?: string | null;
     },
   ): Promise<Build[]> {
     const visible = access.visibleBuildsSql('b');
@@ -468,6 +471,10 @@ export class BuildService {
     if (opts.tag) {
       where.push('exists (select 1 from build_tags t where t.build_id = b.id and t.name = ?)');
       params.push(opts.tag);
+    }
+    if (opts.repositoryId) {
+      where.push(`(b.trigger_data->>'repositoryId') = ?`);
+      params.push(opts.repositoryId);
     }
     if (opts.namespaceId) {
       where.push('b.namespace_id = ?');

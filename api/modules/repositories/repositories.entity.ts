@@ -1,0 +1,107 @@
+import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
+
+export type Forge = 'GITHUB' | 'GITLAB' | 'GITEA' | 'FORGEJO' | 'GENERIC';
+export const FORGES: readonly Forge[] = ['GITHUB', 'GITLAB', 'GITEA', 'FORGEJO', 'GENERIC'];
+
+/**
+ * A namespace's git repository: where to fetch it, which forge posts its events and takes its
+ * statuses, and which files of a commit are its manifests. The webhook secret and the forge token
+ * are stored sealed (the secret box): the secret must be read back to check signatures, and is shown
+ * once, by createRepository; the token is never shown.
+ */
+export interface Repository {
+  id: string;
+  namespace: Ref<Namespace>;
+  name: string;
+  cloneUrl: string;
+  forge: Forge;
+  defaultBranch: string;
+  manifestPaths: string[];
+  /** Seconds between polls; null: webhooks only. */
+  pollInterval: number | null;
+  forgeApiUrl: string | null;
+  forgeRepository: string | null;
+  encryptedForgeToken: string | null;
+  encryptedWebhookSecret: string;
+  lastCheckedAt: Date | null;
+  problem: string | null;
+  createdAt: Date;
+}
+
+export const RepositorySchema = new EntitySchema<Repository>({
+  name: 'Repository',
+  tableName: 'repositories',
+  uniques: [{ properties: ['namespace', 'name'] }],
+  properties: {
+    id: { type: 'uuid', primary: true },
+    namespace: { kind: 'm:1', entity: () => NamespaceSchema, ref: true, deleteRule: 'cascade' },
+    name: { type: 'string', length: 128 },
+    cloneUrl: { type: 'text' },
+    forge: { type: 'string', length: 16 },
+    defaultBranch: { type: 'string', length: 255 },
+    manifestPaths: { type: 'json' },
+    pollInterval: { type: 'integer', nullable: true },
+    forgeApiUrl: { type: 'text', nullable: true },
+    forgeRepository: { type: 'string', length: 512, nullable: true },
+    encryptedForgeToken: { type: 'text', nullable: true },
+    encryptedWebhookSecret: { type: 'text' },
+    lastCheckedAt: { type: 'datetime', nullable: true },
+    problem: { type: 'text', nullable: true },
+    createdAt: { type: 'datetime', onCreate: () => new Date() },
+  },
+});
+
+/**
+ * One webhook delivery, stored whatever became of it (refused, duplicate, ignored, built), with the
+ * headers it came with (less any that carry a secret) and its body, so it can be read and replayed.
+ */
+export interface ForgeEvent {
+  id: string;
+  repository: Ref<Repository>;
+  /** The forge's delivery id; null when the forge sent none. */
+  deliveryId: string | null;
+  event: string;
+  receivedAt: Date;
+  verified: boolean;
+  /** What Kiln did with it, in words; `received` until it has been worked on. */
+  outcome: string;
+  headers: Record<string, string>;
+  body: string;
+  /** The builds it started, by id. */
+  buildIds: string[];
+  /** The event this one replays, if it is a replay. */
+  replayOf: string | null;
+  /** A delivery id seen already: recorded, nothing started. */
+  duplicate: boolean;
+}
+
+export const ForgeEventSchema = new EntitySchema<ForgeEvent>({
+  name: 'ForgeEvent',
+  tableName: 'forge_events',
+  indexes: [
+    { properties: ['repository', 'receivedAt'] },
+    { properties: ['repository', 'deliveryId'] },
+    {
+      // A delivery id is taken once per repository (de-duplication); refused deliveries, duplicates
+      // and replays are recorded beside the original.
+      name: 'forge_events_delivery_unique',
+      expression:
+        'create unique index "forge_events_delivery_unique" on "forge_events" ("repository_id", "delivery_id") where verified and replay_of is null and not duplicate',
+    },
+  ],
+  properties: {
+    id: { type: 'uuid', primary: true },
+    repository: { kind: 'm:1', entity: () => RepositorySchema, ref: true, deleteRule: 'cascade' },
+    deliveryId: { type: 'string', length: 255, nullable: true },
+    event: { type: 'string', length: 64 },
+    receivedAt: { type: 'datetime', onCreate: () => new Date() },
+    verified: { type: 'boolean' },
+    outcome: { type: 'text' },
+    headers: { type: 'json' },
+    body: { type: 'text' },
+    buildIds: { type: 'json' },
+    replayOf: { type: 'uuid', nullable: true },
+    duplicate: { type: 'boolean', default: false },
+  },
+});

@@ -1,0 +1,617 @@
+/**
+ * Repositories and the events forges post for them: connecting a repository (checked and completed
+ * from its remote), receiving a delivery (verified before its body is read, stored whatever becomes
+ * of it, de-duplicated by delivery id, answered at once and worked on after), and building a commit:
+ * fetched into the repository's mirror, one build per manifest found at it, each submitted through
+ * `BuildService.submit` with the repository's namespace, its owner, and a cause that says why.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import type { Logger } from 'pino';
+import type { SecretBox } from '../../auth/secret-box.ts';
+import type { Build } from '../builds/builds.entity.ts';
+import type { BuildService, Cause } from '../builds/builds.service.ts';
+import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
+import {
+  type CommitInfo,
+  deliveryOf,
+  type ForgeChange,
+  type Headers,
+  HOOK_PATHS,
+  type HookForge,
+  readChange,
+  skipsCi,
+  storableHeaders,
+  verifyDelivery,
+} from './forges.ts';
+import { forgeRepositoryFromUrl, GitError, lsRemote, Mirror, nameFromUrl } from './git.ts';
+import {
+  type Forge,
+  type ForgeEvent,
+  ForgeEventSchema,
+  type Repository,
+  RepositorySchema,
+} from './repositories.entity.ts';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; path: string; reason: string };
+
+export const DEFAULT_MANIFEST_PATHS = ['.kiln.yml', '.kiln/*.yml'];
+/** Largest webhook body a forge may post (GitHub caps its payloads at 25 MB). */
+export const MAX_HOOK_BODY_BYTES = 25 * 1024 * 1024;
+/** What of a refused delivery's body is kept: enough to see what it was, not what an attacker sends. */
+const REFUSED_BODY_KEPT = 64 * 1024;
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const MAX_MANIFEST_PATHS = 32;
+
+export interface RepositoryInput {
+  cloneUrl?: string | null;
+  forge?: Forge | null;
+  name?: string | null;
+  defaultBranch?: string | null;
+  manifestPaths?: string[] | null;
+  pollInterval?: number | null;
+  forgeApiUrl?: string | null;
+  forgeRepository?: string | null;
+  forgeToken?: string | null;
+}
+
+export interface RepositoryServiceDeps {
+  orm: MikroORM;
+  builds: BuildService;
+  secrets: SecretBox;
+  logger: Logger;
+  /** Where the repositories' bare mirrors live. */
+  mirrorsDir: string;
+  /** The URL forges reach this api at (KILN_PUBLIC_URL, else the listen URL). */
+  publicUrl: () => string;
+  /** KILN_POLL_MIN_SECONDS: the smallest poll interval a repository may have. */
+  pollMinSeconds: number;
+}
+
+/** The kinds of URL a repository may be fetched from. */
+function checkCloneUrl(url: string): string | null {
+  if (url.length > 2048) return 'a clone URL is at most 2048 characters';
+  if (/^[^/@:\s]+@[^/:\s]+:[^\s]+$/.test(url)) return null; // scp-like: git@host:owner/repo.git
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `"${url.slice(0, 200)}" is not a URL: use https://, ssh://, git@host:path or file://`;
+  }
+  if (!['https:', 'http:', 'ssh:', 'git:', 'file:'].includes(parsed.protocol)) {
+    return `${parsed.protocol}// is not a protocol git fetches from here: use https://, ssh://, git@host:path or file://`;
+  }
+  if (parsed.protocol !== 'file:' && !parsed.hostname) return 'the clone URL has no host';
+  if (parsed.password) return 'put no password in the clone URL: give a forge token or an SSH key';
+  return null;
+}
+
+/** A manifest path or glob: relative, inside the repository. */
+function checkManifestPath(p: string): string | null {
+  if (p.trim() === '' || p.length > 512) return 'a manifest path is 1 to 512 characters';
+  if (p.startsWith('/')) return `"${p}" is absolute: paths are relative to the repository's root`;
+  if (p.split('/').includes('..')) return `"${p}" leaves the repository`;
+  return null;
+}
+
+/** The forge's API root, where it follows from the forge and the clone URL. */
+function defaultApiUrl(forge: Forge, cloneUrl: string): string | null {
+  if (forge === 'GITHUB') return 'https://api.github.com';
+  if (forge === 'GENERIC') return null;
+  let origin: string;
+  try {
+    const parsed = new URL(cloneUrl);
+    if (!['https:', 'http:'].includes(parsed.protocol)) return null;
+    origin = parsed.origin;
+  } catch {
+    return null;
+  }
+  return forge === 'GITLAB' ? `${origin}/api/v4` : `${origin}/api/v1`;
+}
+
+/** What a build at a commit is for, from whichever trigger asked for it. */
+export interface BuildTarget {
+  kind: 'MANUAL' | 'PUSH' | 'PULL';
+  ref: string;
+  commit: CommitInfo;
+  url: string | null;
+  pullRequest: number | null;
+  fromFork: boolean;
+  /** The person who triggered it (MANUAL). */
+  userId?: string;
+  /** The forge event that asked for it. */
+  eventId?: string;
+}
+
+export interface HookAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export class RepositoryService {
+  constructor(private readonly deps: RepositoryServiceDeps) {}
+
+  webhookUrl(repo: Repository): string {
+    const forge = repo.forge === 'GENERIC' ? 'GITHUB' : repo.forge;
+    return `${this.deps.publicUrl().replace(/\/+$/, '')}/hooks/${HOOK_PATHS[forge]}/${repo.id}`;
+  }
+
+  mirror(repo: Repository): Mirror {
+    return new Mirror(this.deps.mirrorsDir, repo.id);
+  }
+
+  list(em: EntityManager, namespaceId: string): Promise<Repository[]> {
+    return em.find(RepositorySchema, { namespace: namespaceId }, { orderBy: { name: 'asc' } });
+  }
+
+  find(em: EntityManager, id: string): Promise<Repository | null> {
+    return em.findOne(RepositorySchema, { id });
+  }
+
+  /** Checks `input` on top of `current` (for an update) and completes it; the fields to store. */
+  private async settle(
+    em: EntityManager,
+    namespaceId: string,
+    input: RepositoryInput,
+    current: Repository | null,
+  ): Promise<Outcome<Omit<Repository, 'id' | 'namespace' | 'encryptedWebhookSecret' | 'createdAt'>>> {
+    const fail = (field: string, reason: string) => ({ ok: false as const, path: `input.${field}`, reason });
+    const cloneUrl = (input.cloneUrl ?? current?.cloneUrl ?? '').trim();
+    const urlProblem = checkCloneUrl(cloneUrl);
+    if (urlProblem) return fail('cloneUrl', urlProblem);
+    const forge = input.forge ?? current?.forge ?? 'GENERIC';
+    const name = input.name ?? current?.name ?? nameFromUrl(cloneUrl);
+    if (!NAME.test(name)) {
+      return fail(
+        'name',
+        `"${name.slice(0, 200)}" is not a repository name: 1 to 128 letters, digits, . _ -`,
+      );
+    }
+    const clash = await em.findOne(RepositorySchema, { namespace: namespaceId, name });
+    if (clash && clash.id !== current?.id) {
+      return fail('name', `the namespace has a repository named ${name} already`);
+    }
+    const manifestPaths = input.manifestPaths ?? current?.manifestPaths ?? DEFAULT_MANIFEST_PATHS;
+    if (manifestPaths.length === 0 || manifestPaths.length > MAX_MANIFEST_PATHS) {
+      return fail('manifestPaths', `give 1 to ${MAX_MANIFEST_PATHS} manifest paths`);
+    }
+    for (const [i, p] of manifestPaths.entries()) {
+      const problem = checkManifestPath(p);
+      if (problem) return fail(`manifestPaths[${i}]`, problem);
+    }
+    const pollInterval =
+      input.pollInterval === undefined ? (current?.pollInterval ?? null) : input.pollInterval;
+    if (pollInterval !== null && pollInterval < this.deps.pollMinSeconds) {
+      return fail(
+        'pollInterval',
+        `a repository is polled at most every ${this.deps.pollMinSeconds} s (KILN_POLL_MIN_SECONDS); give ${this.deps.pollMinSeconds} or more, or null for webhooks only`,
+      );
+    }
+    let defaultBranch =
+      input.defaultBranch ?? (cloneUrl === current?.cloneUrl ? current.defaultBranch : null);
+    let lastCheckedAt = current?.lastCheckedAt ?? null;
+    if (!defaultBranch) {
+      try {
+        const remote = await lsRemote(cloneUrl, 30_000);
+        lastCheckedAt = new Date();
+        if (!remote.head) {
+          return fail(
+            'defaultBranch',
+            'the remote names no default branch (is it empty?): give defaultBranch',
+          );
+        }
+        defaultBranch = remote.head;
+      } catch (error) {
+        const said = error instanceof GitError ? error.message : String(error);
+        return fail('cloneUrl', `cannot read the remote to learn its default branch: ${said}`);
+      }
+    }
+    if (defaultBranch.startsWith('-') || /\s/.test(defaultBranch) || defaultBranch.length > 255) {
+      return fail('defaultBranch', `"${defaultBranch.slice(0, 200)}" is not a branch name`);
+    }
+    const forgeRepository =
+      input.forgeRepository ??
+      (input.cloneUrl !== undefined || !current ? forgeRepositoryFromUrl(cloneUrl) : current.forgeRepository);
+    const forgeApiUrl = input.forgeApiUrl ?? current?.forgeApiUrl ?? defaultApiUrl(forge, cloneUrl);
+    if (forgeApiUrl !== null && !/^https?:\/\/[^\s]+$/.test(forgeApiUrl)) {
+      return fail('forgeApiUrl', 'the forge API URL is an http(s) URL');
+    }
+    const encryptedForgeToken =
+      input.forgeToken === undefined
+        ? (current?.encryptedForgeToken ?? null)
+        : input.forgeToken
+          ? this.deps.secrets.seal(input.forgeToken)
+          : null;
+    return {
+      ok: true,
+      value: {
+        name,
+        cloneUrl,
+        forge,
+        defaultBranch,
+        manifestPaths,
+        pollInterval,
+        forgeApiUrl,
+        forgeRepository,
+        encryptedForgeToken,
+        lastCheckedAt,
+        problem: current?.problem ?? null,
+      },
+    };
+  }
+
+  /** Connects a repository to `namespace` (the caller checked that the viewer may write it). */
+  async create(
+    em: EntityManager,
+    namespace: Namespace,
+    input: RepositoryInput,
+  ): Promise<Outcome<{ repository: Repository; webhookSecret: string }>> {
+    const settled = await this.settle(em, namespace.id, input, null);
+    if (!settled.ok) return settled;
+    const webhookSecret = randomBytes(24).toString('hex');
+    const repository = em.create(RepositorySchema, {
+      id: randomUUID(),
+      namespace: em.getReference(NamespaceSchema, namespace.id, { wrapped: true }),
+      ...settled.value,
+      encryptedWebhookSecret: this.deps.secrets.seal(webhookSecret),
+      createdAt: new Date(),
+    });
+    await em.persistAndFlush(repository);
+    this.deps.logger.info({ repository: repository.id, name: repository.name }, 'repository connected');
+    return { ok: true, value: { repository, webhookSecret } };
+  }
+
+  async update(em: EntityManager, repo: Repository, input: RepositoryInput): Promise<Outcome<Repository>> {
+    const settled = await this.settle(em, repo.namespace.id, input, repo);
+    if (!settled.ok) return settled;
+    em.assign(repo, settled.value);
+    await em.flush();
+    return { ok: true, value: repo };
+  }
+
+  async delete(em: EntityManager, repo: Repository): Promise<void> {
+    await em.removeAndFlush(repo);
+  }
+
+  /**
+   * A delivery to `/hooks/<forge>/<id>`: verified against the repository's secret before its body
+   * is read, stored, answered 202 and worked on after the answer (`work`). A refused one is stored
+   * too (401), and a delivery id seen already answers 200 and starts nothing.
+   */
+  async receive(forgePath: string, id: string, headers: Headers, body: Buffer): Promise<HookAnswer> {
+    const forge = (Object.entries(HOOK_PATHS).find(([, p]) => p === forgePath)?.[0] ??
+      null) as HookForge | null;
+    const em = this.deps.orm.em.fork();
+    const repo = forge && /^[0-9a-f-]{36}$/i.test(id) ? await this.find(em, id) : null;
+    const hookForge = repo && (repo.forge === 'GENERIC' ? 'GITHUB' : repo.forge);
+    if (!forge || !repo || hookForge !== forge) {
+      return { status: 404, body: { error: `no repository ${id} takes ${forgePath} webhooks here` } };
+    }
+    const { event, deliveryId } = deliveryOf(forge, headers);
+    const verified = verifyDelivery(
+      forge,
+      headers,
+      body,
+      this.deps.secrets.open(repo.encryptedWebhookSecret),
+    );
+    const record = {
+      repository: repo.id,
+      deliveryId,
+      event: event.slice(0, 64),
+      headers: storableHeaders(headers),
+      buildIds: [],
+      replayOf: null,
+    };
+    if (!verified.ok) {
+      await this.store(em, {
+        ...record,
+        verified: false,
+        outcome: `refused: ${verified.reason}`,
+        body: body.subarray(0, REFUSED_BODY_KEPT).toString('utf8'),
+      });
+      this.deps.logger.warn(
+        { repository: repo.id, event, deliveryId, reason: verified.reason },
+        'refused a webhook',
+      );
+      return { status: 401, body: { error: `refused: ${verified.reason}` } };
+    }
+    const stored = await this.store(em, {
+      ...record,
+      verified: true,
+      outcome: 'received',
+      body: body.toString('utf8'),
+    });
+    if (!stored.first) {
+      await this.store(em, {
+        ...record,
+        verified: true,
+        outcome: 'duplicate delivery',
+        body: '',
+        duplicate: true,
+      });
+      return {
+        status: 200,
+        body: { event: encodeGlobalID('ForgeEvent', stored.id), outcome: 'duplicate delivery' },
+      };
+    }
+    setImmediate(() => this.workLogged(stored.id));
+    return { status: 202, body: { event: encodeGlobalID('ForgeEvent', stored.id) } };
+  }
+
+  /**
+   * Stores an event. A verified original delivery (not a duplicate, not a replay) is unique by its
+   * delivery id in its repository: when one is there already, `first` is false and `id` is its id.
+   */
+  private async store(
+    em: EntityManager,
+    event: Omit<ForgeEvent, 'id' | 'receivedAt' | 'repository' | 'duplicate'> & {
+      repository: string;
+      duplicate?: boolean;
+    },
+  ): Promise<{ first: boolean; id: string }> {
+    const id = randomUUID();
+    const rows = await em.execute<{ id: string }[]>(
+      `insert into forge_events (id, repository_id, delivery_id, event, received_at, verified, outcome, headers, body, build_ids, replay_of, duplicate)
+       values (?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)
+       on conflict (repository_id, delivery_id) where verified and replay_of is null and not duplicate do nothing
+       returning id`,
+      [
+        id,
+        event.repository,
+        event.deliveryId,
+        event.event,
+        event.verified,
+        event.outcome,
+        JSON.stringify(event.headers),
+        event.body,
+        JSON.stringify(event.buildIds),
+        event.replayOf,
+        event.duplicate ?? false,
+      ],
+    );
+    if (rows.length > 0) return { first: true, id };
+    const [original] = await em.execute<{ id: string }[]>(
+      `select id from forge_events where repository_id = ? and delivery_id = ? and verified and replay_of is null and not duplicate`,
+      [event.repository, event.deliveryId],
+    );
+    return { first: false, id: original?.id ?? id };
+  }
+
+  private workLogged(eventId: string): void {
+    this.work(eventId).catch((error: unknown) => {
+      // Left `received` (or `working`): `workLeftOver` takes it up again.
+      this.deps.logger.error({ err: error, event: eventId }, 'could not work on a forge event yet');
+    });
+  }
+
+  /**
+   * Events stored but never worked on: their replica stopped (or its database went away) between the
+   * answer and the work. Events `received` a while ago, or `working` for longer than any work takes
+   * (its git commands are killed after a minute each), are worked on now. Returns how many.
+   */
+  async workLeftOver(): Promise<number> {
+    const em = this.deps.orm.em.fork();
+    const rows = await em.execute<{ id: string }[]>(
+      `update forge_events set outcome = 'received'
+       where (outcome = 'received' and received_at < now() - interval '30 seconds')
+          or (outcome = 'working' and received_at < now() - interval '15 minutes')
+       returning id`,
+    );
+    for (const { id } of rows) await this.work(id);
+    if (rows.length > 0) this.deps.logger.warn({ events: rows.length }, 'worked on forge events left over');
+    return rows.length;
+  }
+
+  /**
+   * Works on a stored, verified event once: reads what it asks for and builds it, then records the
+   * outcome in words and the builds it started. Claimed in the database, so that of several replicas
+   * (or a retry) one works on it.
+   */
+  async work(eventId: string): Promise<void> {
+    const em = this.deps.orm.em.fork();
+    const claimed = await em.execute<{ id: string }[]>(
+      `update forge_events set outcome = 'working' where id = ? and outcome = 'received' returning id`,
+      [eventId],
+    );
+    if (claimed.length === 0) return;
+    const event = await em.findOneOrFail(ForgeEventSchema, { id: eventId }, { populate: ['repository'] });
+    const repo = event.repository.getEntity();
+    let outcome: string;
+    let buildIds: string[] = [];
+    try {
+      ({ outcome, buildIds } = await this.act(em, repo, event));
+    } catch (error) {
+      outcome = `failed: ${error instanceof Error ? error.message : String(error)}`;
+      this.deps.logger.error({ err: error, event: eventId }, 'a forge event failed');
+    }
+    await em.execute(`update forge_events set outcome = ?, build_ids = ? where id = ?`, [
+      outcome.slice(0, 4000),
+      JSON.stringify(buildIds),
+      eventId,
+    ]);
+  }
+
+  private async act(
+    em: EntityManager,
+    repo: Repository,
+    event: ForgeEvent,
+  ): Promise<{ outcome: string; buildIds: string[] }> {
+    const forge: HookForge = repo.forge === 'GENERIC' ? 'GITHUB' : repo.forge;
+    let change: ForgeChange;
+    try {
+      change = readChange(forge, event.event, Buffer.from(event.body, 'utf8'));
+    } catch {
+      return { outcome: 'ignored: the body is not JSON', buildIds: [] };
+    }
+    if (change.kind === 'ping') return { outcome: 'ping: the webhook works', buildIds: [] };
+    if (change.kind === 'ignored') return { outcome: `ignored: ${change.reason}`, buildIds: [] };
+    if (skipsCi(change.commit.message)) {
+      return { outcome: 'ignored: [skip ci] in the commit message', buildIds: [] };
+    }
+    const result = await this.buildCommit(em, repo, {
+      kind: change.kind === 'push' ? 'PUSH' : 'PULL',
+      ref: change.ref,
+      commit: change.commit,
+      url: change.url,
+      pullRequest: change.pullRequest,
+      fromFork: change.fromFork,
+      eventId: event.id,
+    });
+    return { outcome: result.outcome, buildIds: result.builds.map((b) => b.id) };
+  }
+
+  /**
+   * Builds `target.commit` of `repo`: fetches it into the mirror, reads the manifests at it and
+   * submits one build per manifest that is valid. The outcome says what happened, in words.
+   */
+  async buildCommit(
+    em: EntityManager,
+    repo: Repository,
+    target: BuildTarget,
+  ): Promise<{ builds: Build[]; outcome: string; problems: string[] }> {
+    const mirror = this.mirror(repo);
+    const { sha } = target.commit;
+    await mirror.fetch(repo.cloneUrl, target.ref, sha);
+    const commit =
+      target.commit.author && target.commit.message !== null
+        ? target.commit
+        : { ...target.commit, ...(await mirror.commit(sha)) };
+    const files = await mirror.filesMatching(sha, repo.manifestPaths);
+    if (files.length === 0) {
+      return {
+        builds: [],
+        outcome: `no manifest at ${sha.slice(0, 12)} (looked for ${repo.manifestPaths.join(', ')})`,
+        problems: [],
+      };
+    }
+    const namespace = await em.findOneOrFail(NamespaceSchema, { id: repo.namespace.id });
+    const owner = namespace.owner;
+    const notices = target.fromFork
+      ? [
+          'kiln: a pull request from a fork: masked variables, SSH keys and objects are withheld from this build',
+        ]
+      : [];
+    const checkout = { url: repo.cloneUrl, ref: target.ref, sha, notices };
+    const builds: Build[] = [];
+    const problems: string[] = [];
+    const subject = (commit.message ?? '').split('\n')[0]!.slice(0, 200);
+    const tag = target.ref.replace(/^refs\/(heads|tags)\//, '');
+    for (const file of files) {
+      const text = await mirror.read(sha, file);
+      if (text === null) {
+        problems.push(`${file}: larger than a manifest can be`);
+        continue;
+      }
+      const validated = this.deps.builds.validate(
+        {
+          manifest: text,
+          comment: `${file}: ${subject}`,
+          tags: /^[a-zA-Z0-9_./-]{1,128}$/.test(tag) ? [tag] : [],
+        },
+        { checkout },
+      );
+      if (!validated.ok) {
+        const first = validated.problems[0]!;
+        problems.push(
+          `${file}${first.line ? `:${first.line}` : ''}: ${first.message}${validated.problems.length > 1 ? ` (and ${validated.problems.length - 1} more)` : ''}`,
+        );
+        continue;
+      }
+      const cause: Cause = {
+        kind: target.kind,
+        data: {
+          repositoryId: repo.id,
+          manifestPath: file,
+          ref: target.ref,
+          sha,
+          ...(commit.author ? { author: commit.author } : {}),
+          ...(commit.message !== null ? { message: commit.message } : {}),
+          ...((target.url ?? commit.url) ? { url: (target.url ?? commit.url)! } : {}),
+          ...(target.pullRequest !== null ? { pullRequest: String(target.pullRequest) } : {}),
+          ...(target.userId ? { userId: target.userId } : {}),
+          ...(target.eventId ? { eventId: target.eventId } : {}),
+        },
+      };
+      builds.push(
+        await this.deps.builds.submit(em, {
+          owner: { id: owner.id },
+          namespace: { id: repo.namespace.id },
+          cause,
+          submission: validated.submission,
+          untrusted: target.fromFork,
+        }),
+      );
+    }
+    const started = `started ${builds.length} build${builds.length === 1 ? '' : 's'}`;
+    const outcome = problems.length > 0 ? `${started}; refused ${problems.join('; ')}` : started;
+    return { builds, outcome, problems };
+  }
+
+  /** `triggerRepository`: builds `ref` (the default branch when null) at `sha` (its head when null). */
+  async trigger(
+    em: EntityManager,
+    repo: Repository,
+    userId: string,
+    ref: string | null,
+    sha: string | null,
+  ): Promise<Outcome<{ builds: Build[]; outcome: string; problems: string[] }>> {
+    const wanted = ref ?? repo.defaultBranch;
+    if (wanted.startsWith('-')) return { ok: false, path: 'input.ref', reason: `"${wanted}" is not a ref` };
+    if (sha !== null && !/^[0-9a-f]{40}$/.test(sha)) {
+      return { ok: false, path: 'input.sha', reason: 'a commit is its full id: 40 hex digits' };
+    }
+    let fullRef = wanted.startsWith('refs/') ? wanted : null;
+    let head = sha;
+    if (!fullRef || !head) {
+      let remote: Awaited<ReturnType<typeof lsRemote>>;
+      try {
+        remote = await lsRemote(repo.cloneUrl);
+      } catch (error) {
+        return {
+          ok: false,
+          path: 'input.repositoryId',
+          reason: error instanceof Error ? error.message : String(error),
+        };
+      }
+      fullRef ??= [`refs/heads/${wanted}`, `refs/tags/${wanted}`].find((r) => remote.refs.has(r)) ?? null;
+      if (!fullRef)
+        return { ok: false, path: 'input.ref', reason: `the remote has no branch or tag ${wanted}` };
+      head ??= remote.refs.get(fullRef) ?? null;
+      if (!head) return { ok: false, path: 'input.ref', reason: `the remote has no ${fullRef}` };
+    }
+    try {
+      const result = await this.buildCommit(em, repo, {
+        kind: 'MANUAL',
+        ref: fullRef,
+        commit: { sha: head, author: null, message: null, url: null },
+        url: null,
+        pullRequest: null,
+        fromFork: false,
+        userId,
+      });
+      return { ok: true, value: result };
+    } catch (error) {
+      return { ok: false, path: 'input.sha', reason: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  /** `replayForgeEvent`: the stored, verified event again, as a new record (no de-duplication). */
+  async replay(em: EntityManager, event: ForgeEvent): Promise<Outcome<string>> {
+    if (!event.verified)
+      return { ok: false, path: 'input.id', reason: 'a refused delivery is never replayed' };
+    const stored = await this.store(em, {
+      repository: event.repository.id,
+      deliveryId: event.deliveryId,
+      event: event.event,
+      headers: event.headers,
+      body: event.body,
+      verified: true,
+      outcome: 'received',
+      buildIds: [],
+      replayOf: event.id,
+    });
+    await this.work(stored.id);
+    return { ok: true, value: stored.id };
+  }
+}
