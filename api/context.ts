@@ -12,6 +12,7 @@ import type { ArtifactService } from './modules/artifacts/artifacts.service.ts';
 import type { BuildService } from './modules/builds/builds.service.ts';
 import type { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import type { ObjectService } from './modules/objects/objects.service.ts';
+import type { ForgeEventService } from './modules/repositories/forge-events.service.ts';
 import type { RepositoryService } from './modules/repositories/repositories.service.ts';
 import type { UserService } from './modules/users/users.service.ts';
 
@@ -22,6 +23,7 @@ export interface Services {
   objects: ObjectService;
   artifacts: ArtifactService;
   repositories: RepositoryService;
+  forgeEvents: ForgeEventService;
 }
 
 export interface Context {

@@ -6,6 +6,7 @@ import './modules/builds/builds-live.schema.ts';
 import './modules/keys/keys.schema.ts';
 import './modules/namespaces/namespaces.schema.ts';
 import './modules/objects/objects.schema.ts';
+import './modules/repositories/forge-events.schema.ts';
 import './modules/repositories/repositories.schema.ts';
 import './modules/runners/runners.schema.ts';
 import './modules/tokens/tokens.schema.ts';

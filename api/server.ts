@@ -42,7 +42,8 @@ import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
-import { addHookRoutes } from './modules/repositories/repositories.http.ts';
+import { addHookRoutes } from './modules/repositories/forge-events.http.ts';
+import { ForgeEventService } from './modules/repositories/forge-events.service.ts';
 import { RepositoryService } from './modules/repositories/repositories.service.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
@@ -158,17 +159,19 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     apiUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
     artifactMaxBytes,
   });
+  const repositories = new RepositoryService({
+    orm,
+    builds,
+    secrets: deps.secrets,
+    logger,
+    mirrorsDir: deps.mirrorsDir ?? path.join(os.tmpdir(), `kiln-mirrors-${process.pid}`),
+    publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
+    pollMinSeconds: deps.pollMinSeconds ?? 10,
+  });
   const services = {
     builds,
-    repositories: new RepositoryService({
-      orm,
-      builds,
-      secrets: deps.secrets,
-      logger,
-      mirrorsDir: deps.mirrorsDir ?? path.join(os.tmpdir(), `kiln-mirrors-${process.pid}`),
-      publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
-      pollMinSeconds: deps.pollMinSeconds ?? 10,
-    }),
+    repositories,
+    forgeEvents: new ForgeEventService({ orm, repositories, secrets: deps.secrets, logger }),
     namespaces,
     objects,
     artifacts,
@@ -231,7 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const forgeEvents = every({
     name: 'forge-events',
     intervalMs: 30_000,
-    run: () => services.repositories.workLeftOver(),
+    run: () => services.forgeEvents.workLeftOver(),
     logger,
     leaderOnly: { databaseUrl: database.url },
   });
@@ -309,7 +312,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await yoga.handle(req, res);
   }
 
-  addHookRoutes(routes, services.repositories);
+  addHookRoutes(routes, services.forgeEvents);
   routes
     .add('*', '/graphql', graphqlOverHttp)
     // The console's own routes (/builds/…) are its client's: any path no other route names.

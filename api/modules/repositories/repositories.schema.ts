@@ -1,7 +1,6 @@
 /**
- * Repositories, forge events and build causes in the schema. A repository is seen by those who may
- * read its namespace (with `repository:read`), and managed only by those who may write it; its
- * events (what forges posted, bodies included) are for those who may write it.
+ * Repositories in the schema: seen by those who may read their namespace (with `repository:read`),
+ * managed only by those who may write it. Forge events and build causes: forge-events.schema.ts.
  */
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { forbidden } from '../../auth/principal.ts';
@@ -9,24 +8,17 @@ import { hasScope } from '../../auth/scopes.ts';
 import { builder, InputError, NotFoundError } from '../../builder.ts';
 import type { Context } from '../../context.ts';
 import { localId } from '../../global-id.ts';
-import { type Build, BuildSchema } from '../builds/builds.entity.ts';
+import type { Build } from '../builds/builds.entity.ts';
 import {
   BuildConnection,
   BuildRef,
   type BuildView,
   decodeBuildCursor,
   encodeBuildCursor,
-  TriggerKindEnum,
 } from '../builds/builds.schema.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
-import { UserRef } from '../users/users.schema.ts';
-import {
-  type ForgeEvent,
-  ForgeEventSchema,
-  type Repository,
-  RepositorySchema,
-} from './repositories.entity.ts';
+import { type Repository, RepositorySchema } from './repositories.entity.ts';
 import type { Outcome, RepositoryInput } from './repositories.service.ts';
 
 const ForgeEnum = builder.enumType('Forge', {
@@ -44,12 +36,12 @@ const ForgeEnum = builder.enumType('Forge', {
 const namespaceOf = (ctx: Context, repo: Repository) =>
   ctx.em.findOne(NamespaceSchema, { id: repo.namespace.id }) as Promise<Namespace | null>;
 
-async function mayRead(ctx: Context, repo: Repository): Promise<boolean> {
+export async function mayRead(ctx: Context, repo: Repository): Promise<boolean> {
   const ns = await namespaceOf(ctx, repo);
   return ns !== null && (await ctx.access.canRead(ns));
 }
 
-async function mayWrite(ctx: Context, repo: Repository): Promise<boolean> {
+export async function mayWrite(ctx: Context, repo: Repository): Promise<boolean> {
   const ns = await namespaceOf(ctx, repo);
   return ns !== null && (await ctx.access.canWrite(ns));
 }
@@ -60,28 +52,6 @@ export const RepositoryRef = builder.loadableNodeRef<Repository>('Repository', {
   load: (ids: string[], ctx) =>
     ctx.em.find(RepositorySchema, { id: { $in: ids } }, { disableIdentityMap: true }),
 });
-
-export const ForgeEventRef = builder.loadableNodeRef<ForgeEvent>('ForgeEvent', {
-  id: { resolve: (e) => e.id },
-  sort: (e) => e.id,
-  load: (ids: string[], ctx) =>
-    ctx.em.find(ForgeEventSchema, { id: { $in: ids } }, { disableIdentityMap: true }),
-});
-
-const ForgeEventConnection = builder.connectionObject(
-  { type: ForgeEventRef, name: 'ForgeEventConnection' },
-  { name: 'ForgeEventEdge' },
-);
-
-const encodeEventCursor = (e: ForgeEvent) =>
-  Buffer.from(`event:${e.receivedAt.toISOString()}|${e.id}`).toString('base64url');
-function decodeEventCursor(cursor: string | null | undefined): { receivedAt: Date; id: string } | null {
-  if (!cursor) return null;
-  const m = /^event:([^|]+)\|([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  const at = m ? new Date(m[1]!) : null;
-  if (!m || !at || Number.isNaN(at.getTime())) throw new InputError('not a cursor of this list', 'after');
-  return { receivedAt: at, id: m[2]! };
-}
 
 RepositoryRef.implement({
   description: "A namespace's git repository: forge events and polls build its commits.",
@@ -123,34 +93,6 @@ RepositoryRef.implement({
       description: 'Why the last check failed or hung; null when it went well.',
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    events: t.field({
-      type: ForgeEventConnection,
-      description:
-        'Forge events received for this repository, newest first (those who may write its namespace).',
-      args: { first: t.arg.int({ description: 'At most 100; default 20.' }), after: t.arg.string() },
-      resolve: async (repo, args, ctx) => {
-        if (!(await mayWrite(ctx, repo)))
-          throw forbidden('only those who may write the namespace see its forge events');
-        const after = decodeEventCursor(args.after);
-        return resolveCursorConnection(
-          { args, defaultSize: 20, maxSize: 100, toCursor: encodeEventCursor },
-          async ({ limit }: ResolveCursorConnectionArgs) => {
-            const where: Record<string, unknown> = { repository: repo.id };
-            if (after) {
-              where.$or = [
-                { receivedAt: { $lt: after.receivedAt } },
-                { receivedAt: after.receivedAt, id: { $lt: after.id } },
-              ];
-            }
-            return ctx.em.find(ForgeEventSchema, where, {
-              orderBy: { receivedAt: 'desc', id: 'desc' },
-              limit,
-              disableIdentityMap: true,
-            });
-          },
-        );
-      },
-    }),
     builds: t.field({
       type: BuildConnection,
       description: 'Builds of this repository, newest first.',
@@ -168,146 +110,6 @@ RepositoryRef.implement({
     }),
   }),
 });
-
-ForgeEventRef.implement({
-  description: 'One webhook delivery from a forge, stored whatever became of it.',
-  authScopes: async (event, ctx) => {
-    if (!hasScope(ctx.auth.scopes, 'repository:read')) return false;
-    const repo = await ctx.em.findOne(RepositorySchema, { id: event.repository.id });
-    return repo !== null && (await mayWrite(ctx, repo));
-  },
-  fields: (t) => ({
-    repository: t.field({ type: RepositoryRef, resolve: (e) => e.repository.id }),
-    deliveryId: t.exposeString('deliveryId', {
-      nullable: true,
-      description:
-        "The forge's delivery id (X-GitHub-Delivery, X-Gitea-Delivery, X-Forgejo-Delivery, X-Gitlab-Event-UUID).",
-    }),
-    event: t.exposeString('event', {
-      description: 'As the forge names it: push, pull_request, ping, Push Hook, Merge Request Hook, ...',
-    }),
-    receivedAt: t.expose('receivedAt', { type: 'DateTime' }),
-    verified: t.exposeBoolean('verified', {
-      description: "The signature (or GitLab's token) matched the repository's secret.",
-    }),
-    outcome: t.exposeString('outcome', {
-      description:
-        'What Kiln did with it, in words: started 2 builds, ignored: branch deleted, refused: bad signature, duplicate delivery.',
-    }),
-    replayOf: t.field({
-      type: ForgeEventRef,
-      nullable: true,
-      description: 'The event this one replays.',
-      resolve: (e) => e.replayOf,
-    }),
-    headers: t.string({
-      description: 'The headers it came with, as JSON, less those that carry a secret.',
-      resolve: (e) => JSON.stringify(e.headers),
-    }),
-    body: t.exposeString('body', {
-      description: 'The body it came with (of a refused one, its first 64 KiB).',
-    }),
-    builds: t.field({
-      type: [BuildRef],
-      resolve: async (e, _args, ctx) => {
-        if (e.buildIds.length === 0) return [];
-        const builds = await ctx.em.find(
-          BuildSchema,
-          { id: { $in: e.buildIds } },
-          { disableIdentityMap: true },
-        );
-        const readable = await Promise.all(builds.map((b) => ctx.access.canReadBuild(b)));
-        return builds.filter((_, i) => readable[i]) as BuildView[];
-      },
-    }),
-  }),
-});
-
-/** Why a build exists, read from its trigger kind and data. */
-interface CauseView {
-  build: Build;
-  data: Record<string, string>;
-}
-
-const BuildCauseRef = builder.objectRef<CauseView>('BuildCause').implement({
-  description: "Why a build exists (GoCD's build cause): who or what asked, and for which commit.",
-  fields: (t) => ({
-    kind: t.field({ type: TriggerKindEnum, resolve: (c) => c.build.triggerKind }),
-    user: t.field({
-      type: UserRef,
-      nullable: true,
-      description: 'The person who submitted, reran or triggered it; null for forge events and schedules.',
-      resolve: (c) => c.data.userId ?? (c.build.triggerKind === 'MANUAL' ? c.build.owner.id : null),
-    }),
-    repository: t.field({
-      type: RepositoryRef,
-      nullable: true,
-      description: 'Null when the build has none, or the repository is gone.',
-      resolve: async (c, _args, ctx) => {
-        const id = c.data.repositoryId;
-        const repo = id ? await ctx.em.findOne(RepositorySchema, { id }) : null;
-        return repo && hasScope(ctx.auth.scopes, 'repository:read') && (await mayRead(ctx, repo))
-          ? repo
-          : null;
-      },
-    }),
-    manifestPath: t.string({
-      nullable: true,
-      description: 'The file of the repository the manifest was read from.',
-      resolve: (c) => c.data.manifestPath ?? null,
-    }),
-    ref: t.string({
-      nullable: true,
-      description: 'The full ref built: refs/heads/main, refs/tags/v1.2, refs/pull/7/head.',
-      resolve: (c) => c.data.ref ?? null,
-    }),
-    sha: t.string({
-      nullable: true,
-      description: 'The commit built (40 hex digits).',
-      resolve: (c) => c.data.sha ?? null,
-    }),
-    author: t.string({
-      nullable: true,
-      description: "The commit's author as git names them: `Name <email>`.",
-      resolve: (c) => c.data.author ?? null,
-    }),
-    message: t.string({
-      nullable: true,
-      description: "The commit's whole message.",
-      resolve: (c) => c.data.message ?? null,
-    }),
-    url: t.string({
-      nullable: true,
-      description: 'The commit, tag or pull request on the forge.',
-      resolve: (c) => c.data.url ?? null,
-    }),
-    pullRequest: t.int({
-      nullable: true,
-      resolve: (c) => (c.data.pullRequest ? Number(c.data.pullRequest) : null),
-    }),
-    event: t.field({
-      type: ForgeEventRef,
-      nullable: true,
-      description: 'The forge event that started it.',
-      resolve: async (c, _args, ctx) => {
-        const id = c.data.eventId;
-        if (!id) return null;
-        const event = await ctx.em.findOne(ForgeEventSchema, { id });
-        const repo = event ? await ctx.em.findOne(RepositorySchema, { id: event.repository.id }) : null;
-        return event && repo && hasScope(ctx.auth.scopes, 'repository:read') && (await mayWrite(ctx, repo))
-          ? event
-          : null;
-      },
-    }),
-  }),
-});
-
-builder.objectField(BuildRef, 'cause', (t) =>
-  t.field({
-    type: BuildCauseRef,
-    resolve: (build) => ({ build, data: (build.triggerData ?? {}) as Record<string, string> }),
-  }),
-);
 
 builder.objectField(NamespaceRef, 'repositories', (t) =>
   t.field({
@@ -364,10 +166,6 @@ const TriggerRepositoryInput = builder.inputType('TriggerRepositoryInput', {
   }),
 });
 
-const ReplayForgeEventInput = builder.inputType('ReplayForgeEventInput', {
-  fields: (t) => ({ id: t.id({ required: true }) }),
-});
-
 const DeleteRepositoryInput = builder.inputType('DeleteRepositoryInput', {
   fields: (t) => ({ id: t.id({ required: true }) }),
 });
@@ -399,20 +197,8 @@ const TriggerRepositorySuccess = builder
     }),
   });
 
-const ReplayForgeEventSuccess = builder
-  .objectRef<{ event: ForgeEvent }>('ReplayForgeEventSuccess')
-  .implement({
-    fields: (t) => ({
-      event: t.field({
-        type: ForgeEventRef,
-        description: 'The new event record that the replay made.',
-        resolve: (r) => r.event,
-      }),
-    }),
-  });
-
 /** The value of an outcome, or an InputError naming the field. */
-function orInputError<T>(outcome: Outcome<T>): T {
+export function orInputError<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome.value;
   throw new InputError(outcome.reason, outcome.path);
 }
@@ -422,7 +208,7 @@ function writableRepository(ctx: Context, globalId: string): Promise<Repository>
   return writable(ctx, localId(globalId, 'Repository'), globalId);
 }
 
-async function writable(ctx: Context, id: string | null, shownId: string): Promise<Repository> {
+export async function writable(ctx: Context, id: string | null, shownId: string): Promise<Repository> {
   const repo = id ? await ctx.services.repositories.find(ctx.em, id) : null;
   if (!repo || !(await mayRead(ctx, repo))) throw new NotFoundError(`no repository with id ${shownId}`);
   if (!(await mayWrite(ctx, repo)))
@@ -508,24 +294,6 @@ builder.mutationFields((t) => ({
         ),
       );
       return { builds: result.builds, outcome: result.outcome };
-    },
-  }),
-  replayForgeEvent: t.field({
-    type: ReplayForgeEventSuccess,
-    description:
-      'Works on a stored, verified forge event again, as a new event record: it starts its builds again.',
-    authScopes: { scope: 'repository:write' },
-    args: { input: t.arg({ type: ReplayForgeEventInput, required: true }) },
-    errors: { types: [InputError, NotFoundError], directResult: true },
-    resolve: async (_root, { input }, ctx) => {
-      const id = localId(String(input.id), 'ForgeEvent');
-      const event = id ? await ctx.em.findOne(ForgeEventSchema, { id }) : null;
-      if (!event) throw new NotFoundError(`no forge event with id ${input.id}`);
-      await writable(ctx, event.repository.id, String(input.id));
-      const replayed = orInputError(await ctx.services.repositories.replay(ctx.em, event));
-      return {
-        event: await ctx.em.findOneOrFail(ForgeEventSchema, { id: replayed }, { disableIdentityMap: true }),
-      };
     },
   }),
 }));

@@ -453,12 +453,12 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
         `update forge_events set outcome = 'received', build_ids = '[]', received_at = now() - interval '1 minute' where id = ?`,
         [id],
       );
-    expect(await t.app.services.repositories.workLeftOver()).toBe(1);
+    expect(await t.app.services.forgeEvents.workLeftOver()).toBe(1);
     const again = (await events('hub')).find((e) => e.id === sent.body.event)!;
     expect(again.outcome).toBe('started 2 builds');
     expect(again.builds).toHaveLength(2);
     expect(again.builds).not.toEqual(done.builds);
-    expect(await t.app.services.repositories.workLeftOver()).toBe(0);
+    expect(await t.app.services.forgeEvents.workLeftOver()).toBe(0);
   });
 
   it('builds the default branch head when triggered by a person, and replays a stored event', async () => {

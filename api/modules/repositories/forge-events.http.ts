@@ -9,13 +9,13 @@
 import type { ServerResponse } from 'node:http';
 import { readBody } from '../../http/body.ts';
 import type { Routes } from '../../http/routes.ts';
-import { MAX_HOOK_BODY_BYTES, type RepositoryService } from './repositories.service.ts';
+import { type ForgeEventService, MAX_HOOK_BODY_BYTES } from './forge-events.service.ts';
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
 
-export function addHookRoutes(routes: Routes, repositories: RepositoryService): void {
+export function addHookRoutes(routes: Routes, forgeEvents: ForgeEventService): void {
   routes.add('POST', '/hooks/:forge/:id', async (req, res, { params }) => {
     const tooLarge = () =>
       json(
@@ -31,7 +31,7 @@ export function addHookRoutes(routes: Routes, repositories: RepositoryService): 
       else res.destroy();
       return;
     }
-    const answer = await repositories.receive(
+    const answer = await forgeEvents.receive(
       params.forge!,
       params.id!,
       req.headers,
