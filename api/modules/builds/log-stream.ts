@@ -4,7 +4,8 @@
  * build is finished and every chunk up to its last one has been delivered.
  *
  * Which run counts: the one holding the build (its attempt and lease), as the database says, or a
- * `build.updated` newer than the last read. A live chunk goes out only when it is of that run and
+ * `build.updated` newer than the last read; before either is known, the run of attempt 1 (a first
+ * delivery starts without asking, so it is the one that takes the build). A live chunk goes out only when it is of that run and
  * directly follows the cursor, so a run that does not hold the build (told to wait, or stale) never
  * reaches a subscriber. When a new attempt takes over, the stream starts over from its first chunk,
  * which says `restarted`.
@@ -131,6 +132,12 @@ export async function* streamLog(opts: {
 
   /** The chunk to deliver when `chunk` is the next one of the holder; marks gaps and newer runs. */
   const take = (chunk: LogChunkEvent): StoredChunk | null => {
+    if (!holder && chunk.attempt === 1 && cursor.attempt <= 1) {
+      // A first delivery's run starts without asking (only a redelivery waits for a verdict), so
+      // the one run of attempt 1 is the one that takes the build: its chunks need not wait for the
+      // database to say so. A later attempt that takes over restarts the stream, as ever.
+      follow({ attempt: 1, lease: chunk.lease });
+    }
     if (!holder) {
       // Kept a little while; past that, the database has them by the time the run is known.
       if (early.length < EARLY_CHUNKS) early.push(chunk);
