@@ -63,6 +63,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     publicUrl: config.publicUrl,
     mirrorsDir: path.join(config.dataDir, 'mirrors'),
     pollMinSeconds: config.pollMinSeconds,
+    pollTimeoutMs: config.pollTimeoutMs,
   });
   const { url } = await app.start(config.port, config.host);
   // The process's, not the app's: one per process, however many apps a test starts in one.

@@ -44,6 +44,7 @@ import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
 import { addHookRoutes } from './modules/repositories/forge-events.http.ts';
 import { ForgeEventService } from './modules/repositories/forge-events.service.ts';
+import { type CheckResult, Poller } from './modules/repositories/poller.ts';
 import { RepositoryService } from './modules/repositories/repositories.service.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
@@ -75,6 +76,8 @@ export interface AppDeps {
   mirrorsDir?: string;
   /** KILN_POLL_MIN_SECONDS; default 10. */
   pollMinSeconds?: number;
+  /** KILN_POLL_TIMEOUT_SECONDS in ms; default 60 s. */
+  pollTimeoutMs?: number;
 }
 
 export interface App {
@@ -92,9 +95,17 @@ export interface App {
     checkLostRunners(): Promise<string[]>;
     /** One curator pass: deletes artifacts past their owners' cleanup limits, and unused blobs. */
     curate(): Promise<CurateResult>;
+    /** Checks the repositories due for a poll, and waits for those checks. */
+    pollRepositories(): Promise<CheckResult[]>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
-  jobs: { outboxSweeper: PeriodicJob; watchdog: PeriodicJob; curator: PeriodicJob; forgeEvents: PeriodicJob };
+  jobs: {
+    outboxSweeper: PeriodicJob;
+    watchdog: PeriodicJob;
+    curator: PeriodicJob;
+    forgeEvents: PeriodicJob;
+    repositoryPoller: PeriodicJob;
+  };
 }
 
 /** Room for the other parts of a multipart upload (operations, map) besides the file. */
@@ -238,11 +249,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logger,
     leaderOnly: { databaseUrl: database.url },
   });
+  const poller = new Poller({ orm, repositories, logger, timeoutMs: deps.pollTimeoutMs ?? 60_000 });
+  const repositoryPoller = every({
+    name: 'repository-poller',
+    intervalMs: 1_000,
+    // Starts the due checks and returns: a slow remote holds up no other repository's check.
+    run: () => poller.launchDue(),
+    logger,
+    leaderOnly: { databaseUrl: database.url },
+  });
   const jobs = {
     outboxSweeper: sweeper.job,
     watchdog: watchdog.job,
     curator: curator.job,
     forgeEvents,
+    repositoryPoller,
   };
   const routes = createRoutes();
   routes
@@ -328,6 +349,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       sweepOutbox: () => sweeper.sweep(),
       checkLostRunners: () => watchdog.check(),
       curate: () => curator.curate(),
+      pollRepositories: () => poller.checkDue(),
     },
     jobs,
     async start(port, host = '127.0.0.1') {

@@ -3,7 +3,7 @@ import { Migration } from '@mikro-orm/migrations';
 export class Migration20261207234000_repositories extends Migration {
   override async up(): Promise<void> {
     this.addSql(
-      `create table "repositories" ("id" uuid not null, "namespace_id" uuid not null, "name" varchar(128) not null, "clone_url" text not null, "forge" varchar(16) not null, "default_branch" varchar(255) not null, "manifest_paths" jsonb not null, "poll_interval" int null, "forge_api_url" text null, "forge_repository" varchar(512) null, "encrypted_forge_token" text null, "encrypted_webhook_secret" text not null, "last_checked_at" timestamptz null, "problem" text null, "created_at" timestamptz not null, constraint "repositories_pkey" primary key ("id"));`,
+      `create table "repositories" ("id" uuid not null, "namespace_id" uuid not null, "name" varchar(128) not null, "clone_url" text not null, "forge" varchar(16) not null, "default_branch" varchar(255) not null, "manifest_paths" jsonb not null, "poll_interval" int null, "forge_api_url" text null, "forge_repository" varchar(512) null, "encrypted_forge_token" text null, "encrypted_webhook_secret" text not null, "last_checked_at" timestamptz null, "problem" text null, "polled_at" timestamptz null, "created_at" timestamptz not null, constraint "repositories_pkey" primary key ("id"));`,
     );
     this.addSql(
       `alter table "repositories" add constraint "repositories_namespace_id_name_unique" unique ("namespace_id", "name");`,
@@ -29,6 +29,12 @@ export class Migration20261207234000_repositories extends Migration {
     this.addSql(
       `alter table "forge_events" add constraint "forge_events_repository_id_foreign" foreign key ("repository_id") references "repositories" ("id") on update cascade on delete cascade;`,
     );
+    this.addSql(
+      `create table "repository_heads" ("repository_id" uuid not null, "ref" varchar(512) not null, "sha" varchar(40) not null, "updated_at" timestamptz not null, constraint "repository_heads_pkey" primary key ("repository_id", "ref"));`,
+    );
+    this.addSql(
+      `alter table "repository_heads" add constraint "repository_heads_repository_id_foreign" foreign key ("repository_id") references "repositories" ("id") on update cascade on delete cascade;`,
+    );
     // Builds of a repository, newest first (Repository.builds).
     this.addSql(
       `create index "builds_repository_index" on "builds" ((trigger_data->>'repositoryId'), "created_at") where (trigger_data->>'repositoryId') is not null;`,
@@ -37,6 +43,7 @@ export class Migration20261207234000_repositories extends Migration {
 
   override async down(): Promise<void> {
     this.addSql(`drop index if exists "builds_repository_index";`);
+    this.addSql(`drop table if exists "repository_heads" cascade;`);
     this.addSql(`drop table if exists "forge_events" cascade;`);
     this.addSql(`drop table if exists "repositories" cascade;`);
   }

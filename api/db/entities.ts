@@ -16,7 +16,11 @@ import {
   NamespaceSchema,
 } from '../modules/namespaces/namespaces.entity.ts';
 import { ObjectSchema } from '../modules/objects/objects.entity.ts';
-import { ForgeEventSchema, RepositorySchema } from '../modules/repositories/repositories.entity.ts';
+import {
+  ForgeEventSchema,
+  RepositoryHeadSchema,
+  RepositorySchema,
+} from '../modules/repositories/repositories.entity.ts';
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
@@ -44,4 +48,5 @@ export const entities = [
   DeadLetterSchema,
   RepositorySchema,
   ForgeEventSchema,
+  RepositoryHeadSchema,
 ];

@@ -18,7 +18,11 @@ import { type App, buildApp } from '../../api/server.ts';
 import { AmqpBroker } from '../../runner/broker/amqp/amqp-broker.ts';
 import { deleteTopology } from '../../runner/broker/amqp/topology.ts';
 import { createBroker } from '../../runner/broker/create-broker.ts';
+import { MemoryBroker } from '../../runner/broker/memory/memory-broker.ts';
+import { runnerBaseEnv } from '../../runner/config.ts';
 import type { Broker } from '../../runner/contract/broker.ts';
+import { createDrivers } from '../../runner/drivers/registry.ts';
+import { createRunner, type Runner } from '../../runner/runner.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { AMQP_URL } from './services.ts';
 
@@ -70,6 +74,8 @@ export async function startTestApp(
     rateLimit?: number;
     objectMaxBytes?: number;
     artifactMaxBytes?: number;
+    pollMinSeconds?: number;
+    pollTimeoutMs?: number;
   } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
@@ -90,6 +96,7 @@ export async function startTestApp(
   await broker.start();
   const filesDir = await mkdtemp(join(tmpdir(), 'kiln-files-'));
   const files = await createFsFileStore(filesDir);
+  const mirrorsDir = await mkdtemp(join(tmpdir(), 'kiln-mirrors-'));
   const app = await buildApp({
     database,
     broker,
@@ -101,6 +108,9 @@ export async function startTestApp(
     files,
     objectMaxBytes: opts.objectMaxBytes,
     artifactMaxBytes: opts.artifactMaxBytes,
+    pollMinSeconds: opts.pollMinSeconds,
+    pollTimeoutMs: opts.pollTimeoutMs,
+    mirrorsDir,
   });
   let url: string | null = null;
   const clients: Client[] = [];
@@ -171,7 +181,45 @@ export async function startTestApp(
       }
       await database.close();
       await rm(filesDir, { recursive: true, force: true });
+      await rm(mirrorsDir, { recursive: true, force: true });
       if (!opts.db) await db.drop();
+    },
+  };
+}
+
+/**
+ * A runner (os driver) for the app's builds, as `kiln runner` would be: on the in-process broker it
+ * joins the app's world; on RabbitMQ it connects with the app's prefix. Stopped (and its broker
+ * closed) by the returned function.
+ */
+export async function startTestRunner(
+  t: TestApp,
+  workspaceDir: string,
+  opts: { name?: string; concurrency?: number } = {},
+): Promise<{ runner: Runner; stop(): Promise<void> }> {
+  let broker: Broker;
+  let close = async () => {};
+  if (t.broker instanceof MemoryBroker) broker = t.broker.connect();
+  else {
+    broker = createBroker({ url: AMQP_URL, prefix: t.prefix, deliveryLimit: 3, logger: quietLogger() });
+    await broker.start();
+    close = () => broker.close();
+  }
+  const runner = createRunner({
+    broker,
+    name: opts.name ?? 'test-runner',
+    queues: ['default'],
+    concurrency: opts.concurrency ?? 2,
+    drivers: createDrivers(['os'], { baseEnv: runnerBaseEnv(), workspaceDir }),
+    logger: { info() {}, warn() {}, error() {} },
+    heartbeatMs: 1000,
+  });
+  await runner.start();
+  return {
+    runner,
+    async stop() {
+      await runner.stop();
+      await close();
     },
   };
 }

@@ -36,8 +36,11 @@ export async function git(cwd: string, ...args: string[]): Promise<string> {
 export interface Remote {
   bare: string;
   url: string;
-  /** Writes files, commits them with `message` and pushes `branch`; returns the commit's sha. */
-  commit(files: Record<string, string>, message: string, branch?: string): Promise<string>;
+  /**
+   * Writes files, commits them with `message` on `branch` and pushes it (unless `push` is false:
+   * several commits can then go in one push); returns the commit's sha.
+   */
+  commit(files: Record<string, string>, message: string, branch?: string, push?: boolean): Promise<string>;
   /** Points `ref` of the bare repository at `sha` (e.g. refs/pull/7/head, as a forge keeps them). */
   setRef(ref: string, sha: string): Promise<void>;
 }
@@ -52,7 +55,7 @@ export async function makeRemote(dir: string): Promise<Remote> {
   return {
     bare,
     url: `file://${bare}`,
-    async commit(files, message, branch = 'main') {
+    async commit(files, message, branch = 'main', push = true) {
       const current = await git(work, 'rev-parse', '--abbrev-ref', 'HEAD').catch(() => 'main');
       if (current !== branch) {
         await git(work, 'checkout', '-q', '-B', branch);
@@ -63,7 +66,7 @@ export async function makeRemote(dir: string): Promise<Remote> {
       }
       await git(work, 'add', '-A');
       await git(work, 'commit', '-q', '-m', message);
-      await git(work, 'push', '-q', 'origin', `HEAD:refs/heads/${branch}`);
+      if (push) await git(work, 'push', '-q', 'origin', `HEAD:refs/heads/${branch}`);
       return git(work, 'rev-parse', 'HEAD');
     },
     async setRef(ref, sha) {

@@ -20,6 +20,7 @@ import {
   storableHeaders,
   verifyDelivery,
 } from './forges.ts';
+import { recordHead } from './poller.ts';
 import { type ForgeEvent, ForgeEventSchema, type Repository } from './repositories.entity.ts';
 import type { Outcome, RepositoryService } from './repositories.service.ts';
 
@@ -227,6 +228,8 @@ export class ForgeEventService {
       fromFork: change.fromFork,
       eventId: event.id,
     });
+    // The head a push built is the head a poll would see: recorded, so the poll does not build it again.
+    if (change.kind === 'push') await recordHead(em, repo.id, change.ref, change.commit.sha);
     return { outcome: result.outcome, buildIds: result.builds.map((b) => b.id) };
   }
 

@@ -26,6 +26,8 @@ export interface Repository {
   encryptedWebhookSecret: string;
   lastCheckedAt: Date | null;
   problem: string | null;
+  /** When a poll first recorded its heads; null until then (that first poll builds nothing). */
+  polledAt: Date | null;
   createdAt: Date;
 }
 
@@ -48,7 +50,33 @@ export const RepositorySchema = new EntitySchema<Repository>({
     encryptedWebhookSecret: { type: 'text' },
     lastCheckedAt: { type: 'datetime', nullable: true },
     problem: { type: 'text', nullable: true },
+    polledAt: { type: 'datetime', nullable: true },
     createdAt: { type: 'datetime', onCreate: () => new Date() },
+  },
+});
+
+/** The head of each branch and tag of a repository as Kiln last saw (and built) it. */
+export interface RepositoryHead {
+  repository: Ref<Repository>;
+  ref: string;
+  sha: string;
+  updatedAt: Date;
+}
+
+export const RepositoryHeadSchema = new EntitySchema<RepositoryHead>({
+  name: 'RepositoryHead',
+  tableName: 'repository_heads',
+  properties: {
+    repository: {
+      kind: 'm:1',
+      entity: () => RepositorySchema,
+      ref: true,
+      primary: true,
+      deleteRule: 'cascade',
+    },
+    ref: { type: 'string', length: 512, primary: true },
+    sha: { type: 'string', length: 40 },
+    updatedAt: { type: 'datetime' },
   },
 });
 

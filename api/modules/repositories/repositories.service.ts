@@ -127,7 +127,9 @@ export class RepositoryService {
     namespaceId: string,
     input: RepositoryInput,
     current: Repository | null,
-  ): Promise<Outcome<Omit<Repository, 'id' | 'namespace' | 'encryptedWebhookSecret' | 'createdAt'>>> {
+  ): Promise<
+    Outcome<Omit<Repository, 'id' | 'namespace' | 'encryptedWebhookSecret' | 'createdAt' | 'polledAt'>>
+  > {
     const fail = (field: string, reason: string) => ({ ok: false as const, path: `input.${field}`, reason });
     const cloneUrl = (input.cloneUrl ?? current?.cloneUrl ?? '').trim();
     const urlProblem = checkCloneUrl(cloneUrl);

@@ -8,13 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBroker } from '../../../runner/broker/create-broker.ts';
-import { MemoryBroker } from '../../../runner/broker/memory/memory-broker.ts';
-import { runnerBaseEnv } from '../../../runner/config.ts';
-import type { Broker } from '../../../runner/contract/broker.ts';
-import { createDrivers } from '../../../runner/drivers/registry.ts';
-import { createRunner, type Runner } from '../../../runner/runner.ts';
-import { quietLogger, signUpAndLogIn, startTestApp, type TestApp } from '../../../test/testkit/app.ts';
+import { signUpAndLogIn, startTestApp, startTestRunner, type TestApp } from '../../../test/testkit/app.ts';
 import {
   type ForgeName,
   giteaPush,
@@ -26,7 +20,7 @@ import {
   type Remote,
   signedHeaders,
 } from '../../../test/testkit/forge.ts';
-import { AMQP_URL, available } from '../../../test/testkit/services.ts';
+import { available } from '../../../test/testkit/services.ts';
 import { waitFor } from '../../../test/testkit/wait.ts';
 
 const SECRET = 'kiln-repo-s3cret-7c1d';
@@ -81,8 +75,7 @@ interface EventView {
 
 describe.runIf(available('postgres'))('repositories and forge events', () => {
   let t: TestApp;
-  let runner: Runner;
-  let stopRunnerBroker = async () => {};
+  let runner: Awaited<ReturnType<typeof startTestRunner>>;
   let dir: string;
   let token: string;
   let url: string;
@@ -191,30 +184,7 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
     second = await remote.commit({ 'hello.txt': 'hello from the second commit\n' }, 'Second commit');
     t = await startTestApp();
     url = await t.listen();
-    // On the in-process broker a runner joins its world; on RabbitMQ (the api-on-rabbitmq project) it
-    // connects with the app's prefix, as a `kiln runner` would.
-    let runnerBroker: Broker;
-    if (t.broker instanceof MemoryBroker) runnerBroker = t.broker.connect();
-    else {
-      runnerBroker = createBroker({
-        url: AMQP_URL,
-        prefix: t.prefix,
-        deliveryLimit: 3,
-        logger: quietLogger(),
-      });
-      await runnerBroker.start();
-      stopRunnerBroker = () => runnerBroker.close();
-    }
-    runner = createRunner({
-      broker: runnerBroker,
-      name: 'repositories-runner',
-      queues: ['default'],
-      concurrency: 2,
-      drivers: createDrivers(['os'], { baseEnv: runnerBaseEnv(), workspaceDir: join(dir, 'workspaces') }),
-      logger: { info() {}, warn() {}, error() {} },
-      heartbeatMs: 1000,
-    });
-    await runner.start();
+    runner = await startTestRunner(t, join(dir, 'workspaces'));
     token = await signUpAndLogIn(t, 'alice');
     await gql('mutation { createNamespace(input: { path: "team" }) { __typename } }');
     await gql(
@@ -229,7 +199,6 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
 
   afterAll(async () => {
     await runner?.stop();
-    await stopRunnerBroker();
     await t?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
