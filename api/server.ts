@@ -46,6 +46,7 @@ import { addHookRoutes } from './modules/repositories/forge-events.http.ts';
 import { ForgeEventService } from './modules/repositories/forge-events.service.ts';
 import { type CheckResult, Poller } from './modules/repositories/poller.ts';
 import { RepositoryService } from './modules/repositories/repositories.service.ts';
+import { StatusReporter } from './modules/repositories/statuses.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
 import { serveConsole } from './web-console.ts';
@@ -97,6 +98,8 @@ export interface App {
     curate(): Promise<CurateResult>;
     /** Checks the repositories due for a poll, and waits for those checks. */
     pollRepositories(): Promise<CheckResult[]>;
+    /** Reports to forges the builds whose status they have not been told; returns how many went well. */
+    reportStatuses(): Promise<number>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
   jobs: {
@@ -105,6 +108,7 @@ export interface App {
     curator: PeriodicJob;
     forgeEvents: PeriodicJob;
     repositoryPoller: PeriodicJob;
+    commitStatuses: PeriodicJob;
   };
 }
 
@@ -258,12 +262,26 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logger,
     leaderOnly: { databaseUrl: database.url },
   });
+  const statuses = new StatusReporter({
+    orm,
+    secrets: deps.secrets,
+    logger,
+    publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
+  });
+  const commitStatuses = every({
+    name: 'commit-statuses',
+    intervalMs: 2_000,
+    run: () => statuses.reportDue(),
+    logger,
+    leaderOnly: { databaseUrl: database.url },
+  });
   const jobs = {
     outboxSweeper: sweeper.job,
     watchdog: watchdog.job,
     curator: curator.job,
     forgeEvents,
     repositoryPoller,
+    commitStatuses,
   };
   const routes = createRoutes();
   routes
@@ -350,6 +368,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       checkLostRunners: () => watchdog.check(),
       curate: () => curator.curate(),
       pollRepositories: () => poller.checkDue(),
+      reportStatuses: () => statuses.reportDue(),
     },
     jobs,
     async start(port, host = '127.0.0.1') {

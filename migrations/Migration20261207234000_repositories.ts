@@ -35,6 +35,9 @@ export class Migration20261207234000_repositories extends Migration {
     this.addSql(
       `alter table "repository_heads" add constraint "repository_heads_repository_id_foreign" foreign key ("repository_id") references "repositories" ("id") on update cascade on delete cascade;`,
     );
+    this.addSql(
+      `alter table "builds" add column "forge_reported" varchar(32) null, add column "forge_report" text null, add column "forge_report_attempts" int not null default 0, add column "forge_report_next_at" timestamptz null;`,
+    );
     // Builds of a repository, newest first (Repository.builds).
     this.addSql(
       `create index "builds_repository_index" on "builds" ((trigger_data->>'repositoryId'), "created_at") where (trigger_data->>'repositoryId') is not null;`,
@@ -43,6 +46,9 @@ export class Migration20261207234000_repositories extends Migration {
 
   override async down(): Promise<void> {
     this.addSql(`drop index if exists "builds_repository_index";`);
+    this.addSql(
+      `alter table "builds" drop column "forge_reported", drop column "forge_report", drop column "forge_report_attempts", drop column "forge_report_next_at";`,
+    );
     this.addSql(`drop table if exists "repository_heads" cascade;`);
     this.addSql(`drop table if exists "forge_events" cascade;`);
     this.addSql(`drop table if exists "repositories" cascade;`);

@@ -35,6 +35,11 @@ export interface Build {
   lastSeq: number | null;
   /** Why the build ended the way it did, when that is not a job's exit code. */
   reason: string | null;
+  /** Commit statuses (repositories/statuses.ts): the status last reported to the forge, and how that went. */
+  forgeReported: string | null;
+  forgeReport: string | null;
+  forgeReportAttempts: number;
+  forgeReportNextAt: Date | null;
   triggerKind: TriggerKind;
   triggerData: Record<string, string>;
   /** Pinned builds keep their artifacts: the curator never deletes them. */
@@ -81,6 +86,10 @@ export const BuildSchema = new EntitySchema<Build>({
     leaseSeenAt: { type: 'datetime', nullable: true },
     lastSeq: { type: 'integer', nullable: true },
     reason: { type: 'text', nullable: true },
+    forgeReported: { type: 'string', length: 32, nullable: true },
+    forgeReport: { type: 'text', nullable: true },
+    forgeReportAttempts: { type: 'integer', default: 0 },
+    forgeReportNextAt: { type: 'datetime', nullable: true },
     triggerKind: { type: 'string', length: 16 },
     triggerData: { type: 'json' },
     pinned: { type: 'boolean', default: false },

@@ -169,6 +169,15 @@ const BuildCauseRef = builder.objectRef<CauseView>('BuildCause').implement({
   }),
 });
 
+builder.objectField(BuildRef, 'forgeStatus', (t) =>
+  t.string({
+    nullable: true,
+    description:
+      "What reporting the build's status on its commit to the forge came to, in words (reported success to github as kiln/app, or why it failed and when it is tried again); null when nothing was reported.",
+    resolve: (build) => build.forgeReport ?? null,
+  }),
+);
+
 builder.objectField(BuildRef, 'cause', (t) =>
   t.field({
     type: BuildCauseRef,
