@@ -28,6 +28,8 @@ export interface Repository {
   problem: string | null;
   /** When a poll first recorded its heads; null until then (that first poll builds nothing). */
   polledAt: Date | null;
+  /** The id of the webhook Kiln installed on the forge (removed with the repository); null: none. */
+  forgeHookId: string | null;
   createdAt: Date;
 }
 
@@ -51,6 +53,7 @@ export const RepositorySchema = new EntitySchema<Repository>({
     lastCheckedAt: { type: 'datetime', nullable: true },
     problem: { type: 'text', nullable: true },
     polledAt: { type: 'datetime', nullable: true },
+    forgeHookId: { type: 'string', length: 64, nullable: true },
     createdAt: { type: 'datetime', onCreate: () => new Date() },
   },
 });

@@ -83,6 +83,11 @@ RepositoryRef.implement({
       nullable: true,
       description: 'owner/repo or the GitLab project, as commit statuses address it.',
     }),
+    webhookInstalled: t.boolean({
+      description:
+        'Kiln installed the webhook on the forge (createRepository with a forge token) and removes it with the repository.',
+      resolve: (r) => r.forgeHookId !== null,
+    }),
     hasForgeToken: t.boolean({
       description: 'A token for the forge API is set (it is never returned).',
       resolve: (r) => r.encryptedForgeToken !== null,

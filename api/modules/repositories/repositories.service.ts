@@ -11,6 +11,7 @@ import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Build } from '../builds/builds.entity.ts';
 import type { BuildService, Cause } from '../builds/builds.service.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
+import { type ForgeTarget, forgeRequest } from './forge-api.ts';
 import { type CommitInfo, HOOK_PATHS } from './forges.ts';
 import { forgeRepositoryFromUrl, GitError, lsRemote, Mirror, nameFromUrl } from './git.ts';
 import { type Forge, type Repository, RepositorySchema } from './repositories.entity.ts';
@@ -128,7 +129,12 @@ export class RepositoryService {
     input: RepositoryInput,
     current: Repository | null,
   ): Promise<
-    Outcome<Omit<Repository, 'id' | 'namespace' | 'encryptedWebhookSecret' | 'createdAt' | 'polledAt'>>
+    Outcome<
+      Omit<
+        Repository,
+        'id' | 'namespace' | 'encryptedWebhookSecret' | 'createdAt' | 'polledAt' | 'forgeHookId'
+      >
+    >
   > {
     const fail = (field: string, reason: string) => ({ ok: false as const, path: `input.${field}`, reason });
     const cloneUrl = (input.cloneUrl ?? current?.cloneUrl ?? '').trim();
@@ -229,11 +235,74 @@ export class RepositoryService {
       namespace: em.getReference(NamespaceSchema, namespace.id, { wrapped: true }),
       ...settled.value,
       encryptedWebhookSecret: this.deps.secrets.seal(webhookSecret),
+      polledAt: null,
+      forgeHookId: null,
       createdAt: new Date(),
     });
     await em.persistAndFlush(repository);
     this.deps.logger.info({ repository: repository.id, name: repository.name }, 'repository connected');
+    await this.installHook(em, repository, webhookSecret);
     return { ok: true, value: { repository, webhookSecret } };
+  }
+
+  /** The forge's API for this repository, when it has a token and the forge has an API. */
+  private target(repo: Repository): ForgeTarget | null {
+    if (repo.forge === 'GENERIC' || !repo.encryptedForgeToken || !repo.forgeApiUrl || !repo.forgeRepository) {
+      return null;
+    }
+    return {
+      forge: repo.forge,
+      apiUrl: repo.forgeApiUrl,
+      repository: repo.forgeRepository,
+      token: this.deps.secrets.open(repo.encryptedForgeToken),
+    };
+  }
+
+  /**
+   * With a forge token, the repository's webhook is installed on the forge (push and pull request
+   * events, JSON, the secret), so that connecting it is one step. When that fails the repository is
+   * kept and `problem` says why: the URL and secret can still be pasted by hand.
+   */
+  private async installHook(em: EntityManager, repo: Repository, secret: string): Promise<void> {
+    const target = this.target(repo);
+    if (!target) return;
+    const url = this.webhookUrl(repo);
+    const body =
+      target.forge === 'GITLAB'
+        ? {
+            url,
+            token: secret,
+            push_events: true,
+            tag_push_events: true,
+            merge_requests_events: true,
+            enable_ssl_verification: true,
+          }
+        : target.forge === 'GITHUB'
+          ? {
+              name: 'web',
+              active: true,
+              events: ['push', 'pull_request'],
+              config: { url, content_type: 'json', secret, insecure_ssl: '0' },
+            }
+          : {
+              type: target.forge === 'FORGEJO' ? 'forgejo' : 'gitea',
+              active: true,
+              events: ['push', 'pull_request'],
+              config: { url, content_type: 'json', secret },
+            };
+    const sent = await forgeRequest(target, 'POST', '/hooks', body);
+    const id = sent.ok ? (sent.body as { id?: unknown } | null)?.id : undefined;
+    if (sent.ok && (typeof id === 'number' || typeof id === 'string')) {
+      repo.forgeHookId = String(id);
+      this.deps.logger.info(
+        { repository: repo.id, hook: repo.forgeHookId },
+        'installed the webhook on the forge',
+      );
+    } else {
+      repo.problem = `could not install the webhook on the forge (${sent.ok ? 'its answer had no hook id' : sent.failure}): add it by hand with the webhook URL and secret`;
+      this.deps.logger.warn({ repository: repo.id, problem: repo.problem }, 'installing a webhook failed');
+    }
+    await em.flush();
   }
 
   async update(em: EntityManager, repo: Repository, input: RepositoryInput): Promise<Outcome<Repository>> {
@@ -244,7 +313,18 @@ export class RepositoryService {
     return { ok: true, value: repo };
   }
 
+  /** Deletes the repository, and the webhook Kiln installed for it (a forge that refuses is logged). */
   async delete(em: EntityManager, repo: Repository): Promise<void> {
+    const target = this.target(repo);
+    if (target && repo.forgeHookId) {
+      const removed = await forgeRequest(target, 'DELETE', `/hooks/${encodeURIComponent(repo.forgeHookId)}`);
+      if (!removed.ok) {
+        this.deps.logger.warn(
+          { repository: repo.id, hook: repo.forgeHookId, failure: removed.failure },
+          'could not remove the webhook from the forge',
+        );
+      }
+    }
     await em.removeAndFlush(repo);
   }
 

@@ -32,6 +32,7 @@ jobs:
 
 interface Recorded {
   path: string;
+  method: string;
   headers: Record<string, string | string[] | undefined>;
   body: Record<string, string>;
 }
@@ -51,7 +52,7 @@ describe('forge states', () => {
   });
 });
 
-describe.runIf(available('postgres'))('commit statuses', () => {
+describe.runIf(available('postgres'))('the forge API: webhooks and commit statuses', () => {
   let t: TestApp;
   let dir: string;
   let token: string;
@@ -71,7 +72,8 @@ describe.runIf(available('postgres'))('commit statuses', () => {
   async function connect(name: string, input: Record<string, unknown>) {
     const data = await gql(
       `mutation ($input: CreateRepositoryInput!) { createRepository(input: $input) {
-        ... on CreateRepositorySuccess { webhookSecret repository { id webhookUrl } } ... on Error { message } } }`,
+        ... on CreateRepositorySuccess { webhookSecret repository { id webhookUrl webhookInstalled problem } }
+        ... on Error { message } } }`,
       {
         input: {
           namespace: 'team',
@@ -85,9 +87,9 @@ describe.runIf(available('postgres'))('commit statuses', () => {
     );
     const created = data.createRepository as {
       webhookSecret: string;
-      repository: { id: string; webhookUrl: string };
+      repository: { id: string; webhookUrl: string; webhookInstalled: boolean; problem: string | null };
     };
-    return { secret: created.webhookSecret, webhookUrl: created.repository.webhookUrl };
+    return { secret: created.webhookSecret, ...created.repository };
   }
 
   /** Posts a push of `sha` and returns the one build it started. */
@@ -134,10 +136,17 @@ describe.runIf(available('postgres'))('commit statuses', () => {
         }
         recorded.push({
           path: req.url ?? '',
+          method: req.method ?? '',
           headers: req.headers,
-          body: JSON.parse(text) as Record<string, string>,
+          body: text ? (JSON.parse(text) as Record<string, string>) : {},
         });
-        res.writeHead(201, { 'content-type': 'application/json' }).end('{}');
+        if (req.method === 'DELETE') {
+          res.writeHead(204).end();
+          return;
+        }
+        // A new hook gets an id, as the forges give one.
+        const answer = req.method === 'POST' && req.url?.endsWith('/hooks') ? '{"id":4242}' : '{}';
+        res.writeHead(201, { 'content-type': 'application/json' }).end(answer);
       });
     });
     await new Promise<void>((resolve) => forge.listen(0, '127.0.0.1', resolve));
@@ -156,6 +165,39 @@ describe.runIf(available('postgres'))('commit statuses', () => {
     forge?.close();
     await t?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('installs the webhook on the forge when a repository is connected with a token, and removes it with it', async () => {
+    const repo = await connect('hooked', {
+      forge: 'GITEA',
+      forgeRepository: 'acme/hooked',
+      defaultBranch: 'main',
+    });
+    expect(repo).toMatchObject({ webhookInstalled: true, problem: null });
+    expect(recorded.at(-1)).toMatchObject({
+      method: 'POST',
+      path: '/repos/acme/hooked/hooks',
+      headers: { authorization: 'token token-hooked' },
+      body: {
+        type: 'gitea',
+        active: true,
+        events: ['push', 'pull_request'],
+        config: { url: repo.webhookUrl, content_type: 'json', secret: repo.secret },
+      },
+    });
+    await gql('mutation ($id: ID!) { deleteRepository(input: { id: $id }) { __typename } }', { id: repo.id });
+    expect(recorded.at(-1)).toMatchObject({ method: 'DELETE', path: '/repos/acme/hooked/hooks/4242' });
+  });
+
+  it('keeps a repository whose hook the forge refused, and says why', async () => {
+    failures = 1;
+    const repo = await connect('refused', {
+      forge: 'GITHUB',
+      forgeRepository: 'acme/refused',
+      defaultBranch: 'main',
+    });
+    expect(repo.webhookInstalled).toBe(false);
+    expect(repo.problem).toMatch(/^could not install the webhook on the forge \(HTTP 502: bad gateway\)/);
   });
 
   it('reports a GitHub build pending while queued and running, then success or failure, with a link', async () => {

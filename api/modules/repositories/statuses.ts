@@ -18,6 +18,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { BuildStatus } from '../../../runner/contract/status.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
+import { type ApiForge, forgeRequest } from './forge-api.ts';
 import type { Forge } from './repositories.entity.ts';
 
 export interface StatusReporterDeps {
@@ -31,10 +32,8 @@ export interface StatusReporterDeps {
   timeoutMs?: number;
 }
 
-type ReportedForge = Exclude<Forge, 'GENERIC'>;
-
 /** The forge's state for a build status. */
-export function forgeState(forge: ReportedForge, status: BuildStatus): string {
+export function forgeState(forge: ApiForge, status: BuildStatus): string {
   if (forge === 'GITLAB') {
     switch (status) {
       case 'QUEUED':
@@ -121,7 +120,7 @@ export class StatusReporter {
   }
 
   private async report(em: EntityManager, row: DueRow): Promise<boolean> {
-    const forge = row.forge as ReportedForge;
+    const forge = row.forge as ApiForge;
     const state = forgeState(forge, row.status);
     const name = (row.manifest_path ?? 'build')
       .split('/')
@@ -131,38 +130,21 @@ export class StatusReporter {
     const base = this.deps.publicUrl().replace(/\/+$/, '');
     const targetUrl = `${base}/builds/${row.id}`;
     const description = `Build #${row.number} ${DESCRIPTIONS[row.status] ?? row.status.toLowerCase()}`;
-    const api = row.forge_api_url!.replace(/\/+$/, '');
-    const token = this.deps.secrets.open(row.encrypted_forge_token!);
-    const request: { url: string; headers: Record<string, string>; body: Record<string, string> } =
+    const target = {
+      forge,
+      apiUrl: row.forge_api_url!,
+      repository: row.forge_repository!,
+      token: this.deps.secrets.open(row.encrypted_forge_token!),
+    };
+    const body =
       forge === 'GITLAB'
-        ? {
-            url: `${api}/projects/${encodeURIComponent(row.forge_repository!)}/statuses/${row.sha}`,
-            headers: { 'private-token': token },
-            body: { state, name: context, target_url: targetUrl, description },
-          }
-        : {
-            url: `${api}/repos/${row.forge_repository}/statuses/${row.sha}`,
-            headers:
-              forge === 'GITHUB'
-                ? { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json' }
-                : { authorization: `token ${token}` },
-            body: { state, context, target_url: targetUrl, description },
-          };
-    let failure: string | null = null;
-    try {
-      const response = await (this.deps.fetch ?? fetch)(request.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'Kiln-CI', ...request.headers },
-        body: JSON.stringify(request.body),
-        signal: AbortSignal.timeout(this.deps.timeoutMs ?? 10_000),
-      });
-      if (!response.ok) {
-        const said = (await response.text().catch(() => '')).slice(0, 200).replace(/\s+/g, ' ');
-        failure = `HTTP ${response.status}${said ? `: ${said}` : ''}`;
-      }
-    } catch (error) {
-      failure = error instanceof Error ? error.message : String(error);
-    }
+        ? { state, name: context, target_url: targetUrl, description }
+        : { state, context, target_url: targetUrl, description };
+    const sent = await forgeRequest(target, 'POST', `/statuses/${row.sha}`, body, {
+      fetch: this.deps.fetch,
+      timeoutMs: this.deps.timeoutMs,
+    });
+    const failure = sent.ok ? null : sent.failure;
     if (failure === null) {
       await em.execute(
         `update builds set forge_reported = ?, forge_report = ?, forge_report_attempts = 0, forge_report_next_at = null
