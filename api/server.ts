@@ -183,10 +183,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
     pollMinSeconds: deps.pollMinSeconds ?? 10,
   });
+  const poller = new Poller({ orm, repositories, logger, timeoutMs: deps.pollTimeoutMs ?? 60_000 });
   const services = {
     builds,
     repositories,
-    forgeEvents: new ForgeEventService({ orm, repositories, secrets: deps.secrets, logger }),
+    forgeEvents: new ForgeEventService({
+      orm,
+      repositories,
+      secrets: deps.secrets,
+      logger,
+      checkNow: (repo) =>
+        poller
+          .check(repo)
+          .catch((err: unknown) => logger.warn({ err, repository: repo.id }, 'a check failed')),
+    }),
     namespaces,
     objects,
     artifacts,
@@ -253,7 +263,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logger,
     leaderOnly: { databaseUrl: database.url },
   });
-  const poller = new Poller({ orm, repositories, logger, timeoutMs: deps.pollTimeoutMs ?? 60_000 });
   const repositoryPoller = every({
     name: 'repository-poller',
     intervalMs: 1_000,

@@ -22,7 +22,7 @@ import {
 } from './forges.ts';
 import { recordHead } from './poller.ts';
 import { type ForgeEvent, ForgeEventSchema, type Repository } from './repositories.entity.ts';
-import type { Outcome, RepositoryService } from './repositories.service.ts';
+import { branchFiltered, type Outcome, type RepositoryService } from './repositories.service.ts';
 
 /** Largest webhook body a forge may post (GitHub caps its payloads at 25 MB). */
 export const MAX_HOOK_BODY_BYTES = 25 * 1024 * 1024;
@@ -39,6 +39,8 @@ export interface ForgeEventServiceDeps {
   repositories: RepositoryService;
   secrets: SecretBox;
   logger: Logger;
+  /** Checks a polled repository now (the poller's `check`): a forge event says it changed. */
+  checkNow?: (repo: Repository) => unknown;
 }
 
 export class ForgeEventService {
@@ -200,6 +202,9 @@ export class ForgeEventService {
       JSON.stringify(buildIds),
       eventId,
     ]);
+    // A polled repository that a forge tells of a change is checked now, not at its next poll; after
+    // the event's own head is recorded, so that the check does not build it again.
+    if (repo.pollInterval !== null && event.event !== 'ping') this.deps.checkNow?.(repo);
   }
 
   private async act(
@@ -216,6 +221,8 @@ export class ForgeEventService {
     }
     if (change.kind === 'ping') return { outcome: 'ping: the webhook works', buildIds: [] };
     if (change.kind === 'ignored') return { outcome: `ignored: ${change.reason}`, buildIds: [] };
+    const filtered = change.kind === 'push' ? branchFiltered(repo, change.ref) : null;
+    if (filtered) return { outcome: `ignored: ${filtered}`, buildIds: [] };
     if (skipsCi(change.commit.message)) {
       return { outcome: 'ignored: [skip ci] in the commit message', buildIds: [] };
     }

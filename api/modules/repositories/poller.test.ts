@@ -153,6 +153,27 @@ describe.runIf(available('postgres'))('polling repositories', () => {
     expect((await causes(repo.id)).filter((c) => c.sha === head)).toHaveLength(1);
   });
 
+  it('checks a polled repository at once when a forge event comes, building what else moved', async () => {
+    const other = await remote.commit({ 'f.txt': 'f' }, 'feature moves', 'feature');
+    const head = await remote.commit({ 'd.txt': 'd' }, 'four', 'main');
+    const body = JSON.stringify(githubPush(head));
+    const sent = await fetch(repo.webhookUrl, {
+      method: 'POST',
+      headers: signedHeaders('github', 'push', body, repo.secret, `d-${head}`),
+      body,
+    });
+    expect(sent.status).toBe(202);
+    // No poll is asked for (the timer is stopped): the event's check builds the feature branch.
+    await waitFor('the feature branch to be built', async () =>
+      (await causes(repo.id)).some((c) => c.sha === other),
+    );
+    const built = await causes(repo.id);
+    expect(built.filter((c) => c.sha === other)).toEqual([
+      { kind: 'PUSH', ref: 'refs/heads/feature', sha: other },
+    ]);
+    expect(built.filter((c) => c.sha === head)).toHaveLength(1);
+  });
+
   it('stops a check that hangs, shows why, and clears it once a check goes well', async () => {
     const port = (silent.address() as AddressInfo).port;
     const hanging = await connect({

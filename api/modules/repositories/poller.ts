@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { GitError, lsRemote } from './git.ts';
 import type { Repository } from './repositories.entity.ts';
 import { RepositorySchema } from './repositories.entity.ts';
-import type { RepositoryService } from './repositories.service.ts';
+import { branchFiltered, type RepositoryService } from './repositories.service.ts';
 
 export interface PollerDeps {
   orm: MikroORM;
@@ -117,7 +117,7 @@ export class Poller {
       for (const [ref, sha] of remote.refs) {
         if (!(await recordHead(em, repo.id, ref, sha))) continue;
         result.moved.push(ref);
-        if (firstPoll) continue;
+        if (firstPoll || branchFiltered(repo, ref)) continue;
         try {
           const built = await this.deps.repositories.buildCommit(em, repo, {
             kind: 'PUSH',

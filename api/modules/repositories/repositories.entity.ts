@@ -18,6 +18,10 @@ export interface Repository {
   forge: Forge;
   defaultBranch: string;
   manifestPaths: string[];
+  /** Globs of the branches pushes and polls build (`*` stops at `/`, `**` does not); empty: every branch. */
+  includeBranches: string[];
+  /** Globs of branches never built, whatever includeBranches says. */
+  excludeBranches: string[];
   /** Seconds between polls; null: webhooks only. */
   pollInterval: number | null;
   forgeApiUrl: string | null;
@@ -45,6 +49,8 @@ export const RepositorySchema = new EntitySchema<Repository>({
     forge: { type: 'string', length: 16 },
     defaultBranch: { type: 'string', length: 255 },
     manifestPaths: { type: 'json' },
+    includeBranches: { type: 'json' },
+    excludeBranches: { type: 'json' },
     pollInterval: { type: 'integer', nullable: true },
     forgeApiUrl: { type: 'text', nullable: true },
     forgeRepository: { type: 'string', length: 512, nullable: true },

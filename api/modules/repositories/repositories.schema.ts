@@ -69,6 +69,13 @@ RepositoryRef.implement({
       description:
         'Manifest paths read at each commit; [.kiln.yml, .kiln/*.yml] by default. One build per manifest found.',
     }),
+    includeBranches: t.exposeStringList('includeBranches', {
+      description:
+        'Globs of the branches pushes and polls build (`*` stops at `/`, `**` does not); empty: every branch.',
+    }),
+    excludeBranches: t.exposeStringList('excludeBranches', {
+      description: 'Globs of branches pushes and polls never build. Tags and pull requests are not filtered.',
+    }),
     webhookUrl: t.string({
       description:
         'The URL the forge must post its webhooks to. The secret was shown once, by createRepository.',
@@ -133,6 +140,8 @@ const repositoryInputFields = (t: PothosSchemaTypes.InputFieldBuilder<Types, 'In
   name: t.string({ description: 'The last path segment of cloneUrl, without .git, when null.' }),
   defaultBranch: t.string({ description: 'Asked of the remote when null.' }),
   manifestPaths: t.stringList(),
+  includeBranches: t.stringList({ description: 'Globs of the branches to build; empty: every branch.' }),
+  excludeBranches: t.stringList({ description: 'Globs of branches never to build.' }),
   pollInterval: t.int({ description: 'Seconds; null: webhooks only. At least KILN_POLL_MIN_SECONDS.' }),
   forgeApiUrl: t.string({
     description:
@@ -229,6 +238,8 @@ const inputOf = (input: Record<string, unknown>): RepositoryInput => {
     'name',
     'defaultBranch',
     'manifestPaths',
+    'includeBranches',
+    'excludeBranches',
     'pollInterval',
     'forgeApiUrl',
     'forgeRepository',

@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { globToRegExp } from '../../../runner/glob.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Build } from '../builds/builds.entity.ts';
 import type { BuildService, Cause } from '../builds/builds.service.ts';
@@ -28,6 +29,8 @@ export interface RepositoryInput {
   name?: string | null;
   defaultBranch?: string | null;
   manifestPaths?: string[] | null;
+  includeBranches?: string[] | null;
+  excludeBranches?: string[] | null;
   pollInterval?: number | null;
   forgeApiUrl?: string | null;
   forgeRepository?: string | null;
@@ -70,6 +73,25 @@ function checkManifestPath(p: string): string | null {
   if (p.trim() === '' || p.length > 512) return 'a manifest path is 1 to 512 characters';
   if (p.startsWith('/')) return `"${p}" is absolute: paths are relative to the repository's root`;
   if (p.split('/').includes('..')) return `"${p}" leaves the repository`;
+  return null;
+}
+
+/**
+ * Whether pushes and polls of `ref` build: tags and other refs always do; a branch when it matches an
+ * include glob (or there are none) and no exclude glob. Null when it builds, else why not.
+ */
+export function branchFiltered(
+  repo: Pick<Repository, 'includeBranches' | 'excludeBranches'>,
+  ref: string,
+): string | null {
+  if (!ref.startsWith('refs/heads/')) return null;
+  const branch = ref.slice('refs/heads/'.length);
+  const matches = (glob: string) => globToRegExp(glob).test(branch);
+  const excluded = repo.excludeBranches.find(matches);
+  if (excluded) return `branch ${branch} is excluded by ${excluded}`;
+  if (repo.includeBranches.length > 0 && !repo.includeBranches.some(matches)) {
+    return `branch ${branch} matches none of ${repo.includeBranches.join(', ')}`;
+  }
   return null;
 }
 
@@ -160,6 +182,16 @@ export class RepositoryService {
       const problem = checkManifestPath(p);
       if (problem) return fail(`manifestPaths[${i}]`, problem);
     }
+    const branchFilters: Record<'includeBranches' | 'excludeBranches', string[]> = {
+      includeBranches: input.includeBranches ?? current?.includeBranches ?? [],
+      excludeBranches: input.excludeBranches ?? current?.excludeBranches ?? [],
+    };
+    for (const field of ['includeBranches', 'excludeBranches'] as const) {
+      const globs = branchFilters[field];
+      if (globs.length > MAX_MANIFEST_PATHS) return fail(field, `at most ${MAX_MANIFEST_PATHS} globs`);
+      const bad = globs.findIndex((g) => g.trim() === '' || g.length > 255 || /\s/.test(g));
+      if (bad >= 0) return fail(`${field}[${bad}]`, 'a branch glob is 1 to 255 characters without spaces');
+    }
     const pollInterval =
       input.pollInterval === undefined ? (current?.pollInterval ?? null) : input.pollInterval;
     if (pollInterval !== null && pollInterval < this.deps.pollMinSeconds) {
@@ -211,6 +243,7 @@ export class RepositoryService {
         forge,
         defaultBranch,
         manifestPaths,
+        ...branchFilters,
         pollInterval,
         forgeApiUrl,
         forgeRepository,

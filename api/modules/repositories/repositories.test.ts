@@ -462,4 +462,41 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
     expect(event.outcome).toBe('started 2 builds');
     expect(event.builds.map((b) => b.id)).not.toEqual(pushed.builds.map((b) => b.id));
   });
+
+  it('builds only the branches its filters let through; tags and pull requests are not filtered', async () => {
+    const filter = (input: Record<string, unknown>) =>
+      gql(
+        `mutation ($input: UpdateRepositoryInput!) { updateRepository(input: $input) {
+          __typename ... on UpdateRepositorySuccess { repository { includeBranches excludeBranches } } } }`,
+        { input: { id: repos.hub!.id, ...input } },
+      );
+    const set = await filter({ includeBranches: ['main', 'release/*'], excludeBranches: ['release/old*'] });
+    expect(set.updateRepository).toMatchObject({
+      repository: { includeBranches: ['main', 'release/*'], excludeBranches: ['release/old*'] },
+    });
+    const outcome = async (ref: string) => {
+      const sent = await deliver('hub', 'github', 'push', githubPush(second, ref));
+      return (await settled('hub', sent.body.event!)).outcome;
+    };
+    await remote.setRef('refs/heads/release/1', second);
+    expect(await outcome('refs/heads/feature')).toBe(
+      'ignored: branch feature matches none of main, release/*',
+    );
+    expect(await outcome('refs/heads/release/old-1')).toBe(
+      'ignored: branch release/old-1 is excluded by release/old*',
+    );
+    expect(await outcome('refs/heads/release/1')).toBe('started 2 builds');
+    expect(await outcome('refs/tags/v9')).toBe('started 2 builds');
+    const refused = await t.gql(
+      `mutation ($id: ID!) { updateRepository(input: { id: $id, excludeBranches: ["a b"] }) {
+        __typename ... on InputError { path } } }`,
+      { id: repos.hub!.id },
+      token,
+    );
+    expect(refused.data?.updateRepository).toEqual({
+      __typename: 'InputError',
+      path: 'input.excludeBranches[0]',
+    });
+    await filter({ includeBranches: [], excludeBranches: [] });
+  });
 });
