@@ -3,7 +3,7 @@ import { Migration } from '@mikro-orm/migrations';
 export class Migration20261207234000_repositories extends Migration {
   override async up(): Promise<void> {
     this.addSql(
-      `create table "repositories" ("id" uuid not null, "namespace_id" uuid not null, "name" varchar(128) not null, "clone_url" text not null, "forge" varchar(16) not null, "default_branch" varchar(255) not null, "manifest_paths" jsonb not null, "include_branches" jsonb not null, "exclude_branches" jsonb not null, "poll_interval" int null, "forge_api_url" text null, "forge_repository" varchar(512) null, "encrypted_forge_token" text null, "encrypted_webhook_secret" text not null, "last_checked_at" timestamptz null, "problem" text null, "polled_at" timestamptz null, "forge_hook_id" varchar(64) null, "created_at" timestamptz not null, constraint "repositories_pkey" primary key ("id"));`,
+      `create table "repositories" ("id" uuid not null, "namespace_id" uuid not null, "name" varchar(128) not null, "clone_url" text not null, "forge" varchar(16) not null, "default_branch" varchar(255) not null, "manifest_paths" jsonb not null, "include_branches" jsonb not null, "exclude_branches" jsonb not null, "allow_fork_secrets" boolean not null default false, "poll_interval" int null, "forge_api_url" text null, "forge_repository" varchar(512) null, "encrypted_forge_token" text null, "encrypted_webhook_secret" text not null, "last_checked_at" timestamptz null, "problem" text null, "polled_at" timestamptz null, "forge_hook_id" varchar(64) null, "created_at" timestamptz not null, constraint "repositories_pkey" primary key ("id"));`,
     );
     this.addSql(
       `alter table "repositories" add constraint "repositories_namespace_id_name_unique" unique ("namespace_id", "name");`,

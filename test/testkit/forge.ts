@@ -225,3 +225,16 @@ export function signedHeaders(
       };
   }
 }
+
+/** Posts `payload` to a webhook URL as `forge` would: signed with `secret`, with a delivery id. */
+export function deliverSigned(
+  url: string,
+  forge: ForgeName,
+  event: string,
+  payload: unknown,
+  secret: string,
+  delivery: string = crypto.randomUUID(),
+): Promise<Response> {
+  const body = JSON.stringify(payload);
+  return fetch(url, { method: 'POST', headers: signedHeaders(forge, event, body, secret, delivery), body });
+}

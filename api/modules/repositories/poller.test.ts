@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUpAndLogIn, startTestApp, startTestRunner, type TestApp } from '../../../test/testkit/app.ts';
-import { githubPush, makeRemote, type Remote, signedHeaders } from '../../../test/testkit/forge.ts';
+import { deliverSigned, githubPush, makeRemote, type Remote } from '../../../test/testkit/forge.ts';
 import { available } from '../../../test/testkit/services.ts';
 import { waitFor } from '../../../test/testkit/wait.ts';
 
@@ -141,12 +141,7 @@ describe.runIf(available('postgres'))('polling repositories', () => {
 
   it('does not build again a head that a forge event built', async () => {
     const head = await remote.commit({ 'c.txt': 'c' }, 'three', 'main');
-    const body = JSON.stringify(githubPush(head));
-    const sent = await fetch(repo.webhookUrl, {
-      method: 'POST',
-      headers: signedHeaders('github', 'push', body, repo.secret, `d-${head}`),
-      body,
-    });
+    const sent = await deliverSigned(repo.webhookUrl, 'github', 'push', githubPush(head), repo.secret);
     expect(sent.status).toBe(202);
     await waitFor('the push to be built', async () => (await causes(repo.id)).some((c) => c.sha === head));
     expect(await nextCheck(repo.id)).toMatchObject({ moved: [], builds: 0 });
@@ -156,12 +151,7 @@ describe.runIf(available('postgres'))('polling repositories', () => {
   it('checks a polled repository at once when a forge event comes, building what else moved', async () => {
     const other = await remote.commit({ 'f.txt': 'f' }, 'feature moves', 'feature');
     const head = await remote.commit({ 'd.txt': 'd' }, 'four', 'main');
-    const body = JSON.stringify(githubPush(head));
-    const sent = await fetch(repo.webhookUrl, {
-      method: 'POST',
-      headers: signedHeaders('github', 'push', body, repo.secret, `d-${head}`),
-      body,
-    });
+    const sent = await deliverSigned(repo.webhookUrl, 'github', 'push', githubPush(head), repo.secret);
     expect(sent.status).toBe(202);
     // No poll is asked for (the timer is stopped): the event's check builds the feature branch.
     await waitFor('the feature branch to be built', async () =>

@@ -22,6 +22,8 @@ export interface Repository {
   includeBranches: string[];
   /** Globs of branches never built, whatever includeBranches says. */
   excludeBranches: string[];
+  /** Builds of pull requests from forks get the namespace's masked variables, keys and objects. */
+  allowForkSecrets: boolean;
   /** Seconds between polls; null: webhooks only. */
   pollInterval: number | null;
   forgeApiUrl: string | null;
@@ -51,6 +53,7 @@ export const RepositorySchema = new EntitySchema<Repository>({
     manifestPaths: { type: 'json' },
     includeBranches: { type: 'json' },
     excludeBranches: { type: 'json' },
+    allowForkSecrets: { type: 'boolean', default: false },
     pollInterval: { type: 'integer', nullable: true },
     forgeApiUrl: { type: 'text', nullable: true },
     forgeRepository: { type: 'string', length: 512, nullable: true },

@@ -76,6 +76,10 @@ RepositoryRef.implement({
     excludeBranches: t.exposeStringList('excludeBranches', {
       description: 'Globs of branches pushes and polls never build. Tags and pull requests are not filtered.',
     }),
+    allowForkSecrets: t.exposeBoolean('allowForkSecrets', {
+      description:
+        "Builds of pull requests from forks get the namespace's masked variables, SSH keys and objects (false: they never do).",
+    }),
     webhookUrl: t.string({
       description:
         'The URL the forge must post its webhooks to. The secret was shown once, by createRepository.',
@@ -142,6 +146,10 @@ const repositoryInputFields = (t: PothosSchemaTypes.InputFieldBuilder<Types, 'In
   manifestPaths: t.stringList(),
   includeBranches: t.stringList({ description: 'Globs of the branches to build; empty: every branch.' }),
   excludeBranches: t.stringList({ description: 'Globs of branches never to build.' }),
+  allowForkSecrets: t.boolean({
+    description:
+      "Let builds of forks' pull requests have the namespace's secrets; false when null (on create).",
+  }),
   pollInterval: t.int({ description: 'Seconds; null: webhooks only. At least KILN_POLL_MIN_SECONDS.' }),
   forgeApiUrl: t.string({
     description:
@@ -240,6 +248,7 @@ const inputOf = (input: Record<string, unknown>): RepositoryInput => {
     'manifestPaths',
     'includeBranches',
     'excludeBranches',
+    'allowForkSecrets',
     'pollInterval',
     'forgeApiUrl',
     'forgeRepository',

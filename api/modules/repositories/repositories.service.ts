@@ -31,6 +31,7 @@ export interface RepositoryInput {
   manifestPaths?: string[] | null;
   includeBranches?: string[] | null;
   excludeBranches?: string[] | null;
+  allowForkSecrets?: boolean | null;
   pollInterval?: number | null;
   forgeApiUrl?: string | null;
   forgeRepository?: string | null;
@@ -192,6 +193,7 @@ export class RepositoryService {
       const bad = globs.findIndex((g) => g.trim() === '' || g.length > 255 || /\s/.test(g));
       if (bad >= 0) return fail(`${field}[${bad}]`, 'a branch glob is 1 to 255 characters without spaces');
     }
+    const allowForkSecrets = input.allowForkSecrets ?? current?.allowForkSecrets ?? false;
     const pollInterval =
       input.pollInterval === undefined ? (current?.pollInterval ?? null) : input.pollInterval;
     if (pollInterval !== null && pollInterval < this.deps.pollMinSeconds) {
@@ -244,6 +246,7 @@ export class RepositoryService {
         defaultBranch,
         manifestPaths,
         ...branchFilters,
+        allowForkSecrets,
         pollInterval,
         forgeApiUrl,
         forgeRepository,
@@ -387,7 +390,9 @@ export class RepositoryService {
     }
     const namespace = await em.findOneOrFail(NamespaceSchema, { id: repo.namespace.id });
     const owner = namespace.owner;
-    const notices = target.fromFork
+    // A fork's code gets the namespace's secrets only where the repository says it may.
+    const untrusted = target.fromFork && !repo.allowForkSecrets;
+    const notices = untrusted
       ? [
           'kiln: a pull request from a fork: masked variables, SSH keys and objects are withheld from this build',
         ]
@@ -439,7 +444,7 @@ export class RepositoryService {
           namespace: { id: repo.namespace.id },
           cause,
           submission: validated.submission,
-          untrusted: target.fromFork,
+          untrusted,
         }),
       );
     }

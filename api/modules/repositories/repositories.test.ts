@@ -377,6 +377,32 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
     expect(log).toContain('secret-withheld');
     expect(log.some((l) => /fork: masked variables, SSH keys and objects are withheld/.test(l))).toBe(true);
     expect(log.join('\n')).not.toContain(SECRET);
+
+    // A repository that allows it gives a fork's build the secrets (masked in its log, as ever).
+    await gql(
+      'mutation ($id: ID!) { updateRepository(input: { id: $id, allowForkSecrets: true }) { __typename } }',
+      {
+        id: repos.hub!.id,
+      },
+    );
+    const allowed = await deliver(
+      'hub',
+      'github',
+      'pull_request',
+      githubPullRequest(second, 7, { fork: true }),
+    );
+    const trusted = await settled('hub', allowed.body.event!);
+    const trustedBuild = (await Promise.all(trusted.builds.map((b) => finished(b.id)))).find(
+      (b) => b.cause.manifestPath === '.kiln.yml',
+    )!;
+    expect(lines(trustedBuild)).toContain('secret-given');
+    expect(lines(trustedBuild).some((l) => /are withheld/.test(l))).toBe(false);
+    await gql(
+      'mutation ($id: ID!) { updateRepository(input: { id: $id, allowForkSecrets: false }) { __typename } }',
+      {
+        id: repos.hub!.id,
+      },
+    );
   });
 
   it('takes GitLab, Gitea and Forgejo pushes, each verified its own way', async () => {

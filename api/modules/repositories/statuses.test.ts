@@ -12,11 +12,11 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUpAndLogIn, startTestApp, startTestRunner, type TestApp } from '../../../test/testkit/app.ts';
 import {
+  deliverSigned,
   githubPush,
   gitlabPush,
   makeRemote,
   type Remote,
-  signedHeaders,
 } from '../../../test/testkit/forge.ts';
 import { available } from '../../../test/testkit/services.ts';
 import { waitFor } from '../../../test/testkit/wait.ts';
@@ -95,13 +95,8 @@ describe.runIf(available('postgres'))('the forge API: webhooks and commit status
   /** Posts a push of `sha` and returns the one build it started. */
   async function push(repo: { secret: string; webhookUrl: string }, kind: 'github' | 'gitlab', sha: string) {
     const payload = kind === 'github' ? githubPush(sha) : gitlabPush(sha);
-    const body = JSON.stringify(payload);
     const event = kind === 'github' ? 'push' : 'Push Hook';
-    const sent = await fetch(repo.webhookUrl, {
-      method: 'POST',
-      headers: signedHeaders(kind, event, body, repo.secret, crypto.randomUUID()),
-      body,
-    });
+    const sent = await deliverSigned(repo.webhookUrl, kind, event, payload, repo.secret);
     const eventId = ((await sent.json()) as { event: string }).event;
     return waitFor(`the builds of event ${eventId}`, async () => {
       const data = await gql(
