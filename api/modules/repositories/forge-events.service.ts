@@ -22,7 +22,8 @@ import {
 } from './forges.ts';
 import { recordHead } from './poller.ts';
 import { type ForgeEvent, ForgeEventSchema, type Repository } from './repositories.entity.ts';
-import { branchFiltered, type Outcome, type RepositoryService } from './repositories.service.ts';
+import type { Outcome, RepositoryService } from './repositories.service.ts';
+import { branchFiltered } from './repository-rules.ts';
 
 /** Largest webhook body a forge may post (GitHub caps its payloads at 25 MB). */
 export const MAX_HOOK_BODY_BYTES = 25 * 1024 * 1024;

@@ -19,7 +19,8 @@ import type { Logger } from 'pino';
 import { GitError, lsRemote } from './git.ts';
 import type { Repository } from './repositories.entity.ts';
 import { RepositorySchema } from './repositories.entity.ts';
-import { branchFiltered, type RepositoryService } from './repositories.service.ts';
+import type { RepositoryService } from './repositories.service.ts';
+import { branchFiltered } from './repository-rules.ts';
 
 export interface PollerDeps {
   orm: MikroORM;

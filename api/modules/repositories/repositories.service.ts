@@ -7,7 +7,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { globToRegExp } from '../../../runner/glob.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Build } from '../builds/builds.entity.ts';
 import type { BuildService, Cause } from '../builds/builds.service.ts';
@@ -16,6 +15,7 @@ import { type ForgeTarget, forgeRequest } from './forge-api.ts';
 import { type CommitInfo, HOOK_PATHS } from './forges.ts';
 import { forgeRepositoryFromUrl, GitError, lsRemote, Mirror, nameFromUrl } from './git.ts';
 import { type Forge, type Repository, RepositorySchema } from './repositories.entity.ts';
+import { checkCloneUrl, checkManifestPath, defaultApiUrl } from './repository-rules.ts';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; path: string; reason: string };
 
@@ -49,66 +49,6 @@ export interface RepositoryServiceDeps {
   publicUrl: () => string;
   /** KILN_POLL_MIN_SECONDS: the smallest poll interval a repository may have. */
   pollMinSeconds: number;
-}
-
-/** The kinds of URL a repository may be fetched from. */
-function checkCloneUrl(url: string): string | null {
-  if (url.length > 2048) return 'a clone URL is at most 2048 characters';
-  if (/^[^/@:\s]+@[^/:\s]+:[^\s]+$/.test(url)) return null; // scp-like: git@host:owner/repo.git
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return `"${url.slice(0, 200)}" is not a URL: use https://, ssh://, git@host:path or file://`;
-  }
-  if (!['https:', 'http:', 'ssh:', 'git:', 'file:'].includes(parsed.protocol)) {
-    return `${parsed.protocol}// is not a protocol git fetches from here: use https://, ssh://, git@host:path or file://`;
-  }
-  if (parsed.protocol !== 'file:' && !parsed.hostname) return 'the clone URL has no host';
-  if (parsed.password) return 'put no password in the clone URL: give a forge token or an SSH key';
-  return null;
-}
-
-/** A manifest path or glob: relative, inside the repository. */
-function checkManifestPath(p: string): string | null {
-  if (p.trim() === '' || p.length > 512) return 'a manifest path is 1 to 512 characters';
-  if (p.startsWith('/')) return `"${p}" is absolute: paths are relative to the repository's root`;
-  if (p.split('/').includes('..')) return `"${p}" leaves the repository`;
-  return null;
-}
-
-/**
- * Whether pushes and polls of `ref` build: tags and other refs always do; a branch when it matches an
- * include glob (or there are none) and no exclude glob. Null when it builds, else why not.
- */
-export function branchFiltered(
-  repo: Pick<Repository, 'includeBranches' | 'excludeBranches'>,
-  ref: string,
-): string | null {
-  if (!ref.startsWith('refs/heads/')) return null;
-  const branch = ref.slice('refs/heads/'.length);
-  const matches = (glob: string) => globToRegExp(glob).test(branch);
-  const excluded = repo.excludeBranches.find(matches);
-  if (excluded) return `branch ${branch} is excluded by ${excluded}`;
-  if (repo.includeBranches.length > 0 && !repo.includeBranches.some(matches)) {
-    return `branch ${branch} matches none of ${repo.includeBranches.join(', ')}`;
-  }
-  return null;
-}
-
-/** The forge's API root, where it follows from the forge and the clone URL. */
-function defaultApiUrl(forge: Forge, cloneUrl: string): string | null {
-  if (forge === 'GITHUB') return 'https://api.github.com';
-  if (forge === 'GENERIC') return null;
-  let origin: string;
-  try {
-    const parsed = new URL(cloneUrl);
-    if (!['https:', 'http:'].includes(parsed.protocol)) return null;
-    origin = parsed.origin;
-  } catch {
-    return null;
-  }
-  return forge === 'GITLAB' ? `${origin}/api/v4` : `${origin}/api/v1`;
 }
 
 /** What a build at a commit is for, from whichever trigger asked for it. */
