@@ -13,6 +13,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { KilnProcess } from '../test/testkit/processes.ts';
@@ -205,9 +206,7 @@ async function fanoutKiln(ctx: LoadContext): Promise<FanoutResult> {
       120_000 + lines * 100,
       `(g) every subscription of build ${id} to complete`,
     );
-    const stored = await ctx.deployment.storedLog(
-      Buffer.from(id, 'base64').toString().split(':').at(-1) ?? id,
-    );
+    const stored = await ctx.deployment.storedLog(decodeGlobalID(id).id);
     ctx.log(`(g) the build's log: ${stored.lines} lines in ${stored.rows} chunks`);
     await Promise.all(clients.map((c) => c.dispose()));
     clients.length = 0;

@@ -2,6 +2,7 @@
  * The measurements, each against a started deployment through its public API (GraphQL over HTTP
  * and graphql-ws), timed from this process.
  */
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import type { KilnClient } from './client.ts';
 import type { Deployment } from './deployments.ts';
 import { nsTextToMs, sleep, wallMs, within } from './stats.ts';
@@ -107,7 +108,7 @@ export async function logThroughput(
   if (numbered !== count || last !== String(count)) {
     throw new Error(`log throughput: received ${numbered} lines, the last "${last}"`);
   }
-  const localId = Buffer.from(id, 'base64').toString().split(':').at(-1) ?? id;
+  const localId = decodeGlobalID(id).id;
   const finished = await deployment.runner.waitFor(
     (l) => l.msg === 'build finished' && l.buildId === localId,
     30_000,
