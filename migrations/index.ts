@@ -7,6 +7,7 @@ import { Migration20261121205310_accounts } from './Migration20261121205310_acco
 import { Migration20261121220000_files } from './Migration20261121220000_files.ts';
 import { Migration20261202044603_leases } from './Migration20261202044603_leases.ts';
 import { Migration20261207234000_repositories } from './Migration20261207234000_repositories.ts';
+import { Migration20261208020000_repository_commits_keys } from './Migration20261208020000_repository_commits_keys.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
@@ -14,4 +15,8 @@ export const migrationsList = [
   { name: 'Migration20261121220000_files', class: Migration20261121220000_files },
   { name: 'Migration20261202044603_leases', class: Migration20261202044603_leases },
   { name: 'Migration20261207234000_repositories', class: Migration20261207234000_repositories },
+  {
+    name: 'Migration20261208020000_repository_commits_keys',
+    class: Migration20261208020000_repository_commits_keys,
+  },
 ];

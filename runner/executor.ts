@@ -134,9 +134,18 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
   const base = () => ({ buildId: job.buildId, attempt, lease: opts.lease, at: now().toISOString() });
   const env = buildEnv(job);
   const keys = sshKeysSetup(job.keys ?? [], env);
+  // The checkout job alone gets the repository's key, first, beside the build's own keys.
+  const checkoutKeys = job.checkoutKey
+    ? sshKeysSetup(
+        [job.checkoutKey, ...(job.keys ?? []).filter((k) => k.name !== job.checkoutKey!.name)],
+        env,
+        { removeAtExit: true },
+      )
+    : keys;
   const masker = createMasker([
     ...job.variables.filter((v) => v.masked).map((v) => v.value),
     ...keys.secrets,
+    ...(checkoutKeys === keys ? [] : checkoutKeys.secrets),
   ]);
 
   const stopper = new AbortController();
@@ -248,11 +257,12 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
         if (opts.objects) await placeObjects(session, driver.type, opts.objects, note, stopper.signal);
       }
       let result: JobResult | null = null;
+      const jobKeys = planned.checkout ? checkoutKeys : keys;
       try {
         result = await session.run({
           name: planned.name,
-          script: keys.preamble + jobScript(planned.commands),
-          env: { ...env, ...keys.env, KILN_JOB: planned.name },
+          script: jobKeys.preamble + jobScript(planned.commands),
+          env: { ...env, ...jobKeys.env, KILN_JOB: planned.name },
           signal: stopper.signal,
           output: (data) => {
             if (data.length > 0) atLineStart = data[data.length - 1] === 0x0a;
@@ -324,10 +334,15 @@ export async function executeBuild(opts: ExecuteBuildOptions): Promise<ExecuteBu
  * when it fails, the job fails with one line that names the directory, not the keys. `secrets` are
  * the keys' lines for the masker. `GIT_SSH_COMMAND` points git at the generated config, because ssh
  * reads the passwd home's config, not $HOME's (the os driver gives each build its own HOME).
+ *
+ * With `removeAtExit` (the checkout job, which alone gets the repository's key) the files are removed
+ * when the job's shell exits, so that later jobs, which may run code that must not see that key,
+ * find nothing where a driver keeps HOME between jobs.
  */
 export function sshKeysSetup(
   keys: NonNullable<BuildJob['keys']>,
   buildEnv: Record<string, string>,
+  opts: { removeAtExit?: boolean } = {},
 ): { preamble: string; env: Record<string, string>; secrets: string[] } {
   if (keys.length === 0) return { preamble: '', env: {}, secrets: [] };
   const env: Record<string, string> = {};
@@ -349,6 +364,7 @@ export function sshKeysSetup(
     `{ printf 'StrictHostKeyChecking no\\nUserKnownHostsFile /dev/null\\n' && printf 'IdentityFile "%s"\\n' ${files.join(' ')} && printf '\\n%s\\n' "$KILN_SSH_CONFIG"; } > "$HOME/.ssh/config"`,
   );
   const preamble = [
+    ...(opts.removeAtExit ? [`trap 'rm -f ${files.join(' ')} "$HOME/.ssh/config"' EXIT`] : []),
     `( ${steps.join(' &&\n  ')} ) >/dev/null 2>&1 || { echo "kiln: cannot place the build's SSH keys in $HOME/.ssh"; exit 1; }`,
     `unset ${Object.keys(env).join(' ')}`,
     '',

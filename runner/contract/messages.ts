@@ -31,6 +31,8 @@ export const PlannedJobSchema = z.object({
   name: z.string(),
   commands: z.array(z.string()),
   artifacts: z.array(ArtifactSpecSchema).default([]),
+  /** The job that checks out a repository's commit as the workspace (it gets `checkoutKey`). */
+  checkout: z.boolean().optional(),
 });
 export type PlannedJob = z.infer<typeof PlannedJobSchema>;
 
@@ -52,6 +54,12 @@ export type Variable = z.infer<typeof VariableSchema>;
 export const DriverSpecSchema = z.record(z.string(), z.string()).and(z.object({ type: z.string() }));
 export type DriverSpec = z.infer<typeof DriverSpecSchema>;
 
+export const SshKeySchema = z.object({
+  name: z.string().regex(/^(?!\.+$)[a-zA-Z0-9_.-]+$/),
+  privateKey: z.string(),
+  config: z.string().default(''),
+});
+
 /**
  * Published to `<prefix>.builds` with routing key `queue`. Everything the runner needs: it never
  * opens the database.
@@ -71,15 +79,13 @@ export const BuildJobSchema = z.object({
    * this key's ssh_config lines). `name` is a plain file name. Optional, so that messages written
    * before keys existed stay valid.
    */
-  keys: z
-    .array(
-      z.object({
-        name: z.string().regex(/^(?!\.+$)[a-zA-Z0-9_.-]+$/),
-        privateKey: z.string(),
-        config: z.string().default(''),
-      }),
-    )
-    .optional(),
+  keys: z.array(SshKeySchema).optional(),
+  /**
+   * The SSH key of the repository the build checks out (an ssh clone URL): placed, with `keys`, for
+   * the checkout job alone, so that a build that gets no keys (a fork's pull request) can still be
+   * checked out while its own code never sees the key.
+   */
+  checkoutKey: SshKeySchema.optional(),
   timeoutMs: z.number().int().positive(),
   submittedAt: z.string(),
   /**

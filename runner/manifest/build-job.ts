@@ -15,6 +15,7 @@ export interface BuildJobParts {
   /** Stored variables that come before the manifest's `env` (none offline). */
   variables?: Variable[];
   keys?: BuildJob['keys'];
+  checkoutKey?: BuildJob['checkoutKey'];
   submittedAt: Date;
   objects?: BuildJob['objects'];
   artifacts?: BuildJob['artifacts'];
@@ -36,6 +37,7 @@ export function toBuildJob(manifest: Manifest, plan: PlannedBuild, parts: BuildJ
         name: job.name,
         commands: job.commands,
         artifacts: job.artifacts,
+        ...(job.checkout ? { checkout: true } : {}),
       })),
     })),
     variables: [
@@ -43,6 +45,7 @@ export function toBuildJob(manifest: Manifest, plan: PlannedBuild, parts: BuildJ
       ...manifest.env.map(({ key, value }) => ({ key, value, masked: false })),
     ],
     ...(parts.keys ? { keys: parts.keys } : {}),
+    ...(parts.checkoutKey ? { checkoutKey: parts.checkoutKey } : {}),
     timeoutMs: manifest.timeoutMs,
     submittedAt: parts.submittedAt.toISOString(),
     ...(parts.objects ? { objects: parts.objects } : {}),

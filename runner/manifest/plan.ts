@@ -20,6 +20,8 @@ export interface PlanJob {
   name: string;
   commands: string[];
   artifacts: ManifestArtifact[];
+  /** The job that checks the repository's commit out (it alone gets the repository's SSH key). */
+  checkout?: boolean;
 }
 
 /** The stage that checks a repository's commit out and clones `sources`; reserved when there is either. */
@@ -54,7 +56,12 @@ export function planBuild(manifest: Manifest, opts: { checkout?: Checkout } = {}
     artifacts: [],
   }));
   if (opts.checkout) {
-    setupJobs.unshift({ name: 'checkout', commands: checkoutCommands(opts.checkout), artifacts: [] });
+    setupJobs.unshift({
+      name: 'checkout',
+      commands: checkoutCommands(opts.checkout),
+      artifacts: [],
+      checkout: true,
+    });
   }
   if (setupJobs.length === 0) return { stages };
   return { stages: [{ name: SETUP_STAGE, canFail: false, jobs: setupJobs }, ...stages] };

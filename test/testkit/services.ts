@@ -15,8 +15,11 @@ export const DOCKER_HOST =
 /** The image docker tests run in, built by infra/test-images/busybox.sh (never pulled). */
 export { ensureTestImage, TEST_IMAGE } from '../../infra/test-images/test-image.ts';
 
-/** Every service a test may need; KILN_REQUIRE names some of these (qemu: the VM driver's tests). */
-export const SERVICES = ['postgres', 'rabbitmq', 'docker', 'qemu', 'chromium'] as const;
+/**
+ * Every service a test may need; KILN_REQUIRE names some of these (qemu: the VM driver's tests; sshd:
+ * a private OpenSSH server serving git over ssh).
+ */
+export const SERVICES = ['postgres', 'rabbitmq', 'docker', 'qemu', 'chromium', 'sshd'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /**
@@ -76,13 +79,18 @@ export function dockerAnswers(host = DOCKER_HOST): Promise<boolean> {
 /** Debian's Chromium, which the console's browser tests drive (infra/install-chromium.sh installs it). */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
-export async function probe(): Promise<Record<'postgres' | 'rabbitmq' | 'docker' | 'chromium', boolean>> {
+/** Debian's OpenSSH server, which the tests of ssh clone URLs start privately (infra/install-sshd.sh). */
+export const SSHD_PATH = '/usr/sbin/sshd';
+
+export async function probe(): Promise<
+  Record<'postgres' | 'rabbitmq' | 'docker' | 'chromium' | 'sshd', boolean>
+> {
   const [postgres, rabbitmq, docker] = await Promise.all([
     reachable(POSTGRES_URL, 5432),
     reachable(AMQP_URL, 5672),
     dockerAnswers(),
   ]);
-  return { postgres, rabbitmq, docker, chromium: existsSync(CHROMIUM_PATH) };
+  return { postgres, rabbitmq, docker, chromium: existsSync(CHROMIUM_PATH), sshd: existsSync(SSHD_PATH) };
 }
 
 /** True when the service is there; false (with the reason printed) when the tests should skip. */

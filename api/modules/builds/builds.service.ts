@@ -149,6 +149,8 @@ export interface SubmitRequest {
    * variable, no SSH key and no object.
    */
   untrusted?: boolean;
+  /** The repository's SSH key, placed for the checkout job alone (also in an untrusted build). */
+  checkoutKey?: BuildJob['checkoutKey'];
 }
 
 export class BuildService {
@@ -260,6 +262,7 @@ export class BuildService {
       jobId: () => randomUUID(),
       variables: secrets.variables,
       keys: secrets.keys,
+      ...(request.checkoutKey ? { checkoutKey: request.checkoutKey } : {}),
       submittedAt: at,
       objects: {
         apiUrl,

@@ -222,13 +222,26 @@ export class ForgeEventService {
     }
     if (change.kind === 'ping') return { outcome: 'ping: the webhook works', buildIds: [] };
     if (change.kind === 'ignored') return { outcome: `ignored: ${change.reason}`, buildIds: [] };
-    const filtered = change.kind === 'push' ? branchFiltered(repo, change.ref) : null;
-    if (filtered) return { outcome: `ignored: ${filtered}`, buildIds: [] };
+    if (change.kind === 'push') {
+      const filtered = branchFiltered(repo, change.ref);
+      if (filtered) return { outcome: `ignored: ${filtered}`, buildIds: [] };
+      const result = await this.deps.repositories.buildPush(em, repo, {
+        ref: change.ref,
+        before: change.before,
+        head: change.commit,
+        listed: change.commits,
+        url: change.url,
+        eventId: event.id,
+      });
+      // The head a push built is the head a poll would see: recorded, so the poll does not build it again.
+      await recordHead(em, repo.id, change.ref, change.commit.sha);
+      return { outcome: result.outcome, buildIds: result.builds.map((b) => b.id) };
+    }
     if (skipsCi(change.commit.message)) {
       return { outcome: 'ignored: [skip ci] in the commit message', buildIds: [] };
     }
     const result = await this.deps.repositories.buildCommit(em, repo, {
-      kind: change.kind === 'push' ? 'PUSH' : 'PULL',
+      kind: 'PULL',
       ref: change.ref,
       commit: change.commit,
       url: change.url,
@@ -236,8 +249,6 @@ export class ForgeEventService {
       fromFork: change.fromFork,
       eventId: event.id,
     });
-    // The head a push built is the head a poll would see: recorded, so the poll does not build it again.
-    if (change.kind === 'push') await recordHead(em, repo.id, change.ref, change.commit.sha);
     return { outcome: result.outcome, buildIds: result.builds.map((b) => b.id) };
   }
 

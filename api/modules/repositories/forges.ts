@@ -129,6 +129,10 @@ export type ForgeChange =
       pullRequest: number | null;
       /** A pull request from another repository than the one it targets. */
       fromFork: boolean;
+      /** A push's head before it (null for a new ref, and for pull requests). */
+      before: string | null;
+      /** The commits a push's payload lists (GitHub and GitLab list at most 20). */
+      commits: CommitInfo[];
     };
 
 const ZERO_SHA = /^0+$/;
@@ -164,6 +168,7 @@ function push(body: Json, kind: 'GitHub' | 'GitLab' | 'Gitea'): ForgeChange {
   const commits = Array.isArray(body.commits) ? body.commits.map(obj) : [];
   const head = obj(body.head_commit);
   const headCommit = str(head.id) === after ? head : (commits.find((c) => str(c.id) === after) ?? {});
+  const before = str(body.before);
   return {
     kind: 'push',
     ref,
@@ -172,6 +177,11 @@ function push(body: Json, kind: 'GitHub' | 'GitLab' | 'Gitea'): ForgeChange {
     url: str(body.compare) ?? str(body.compare_url) ?? str(headCommit.url),
     pullRequest: null,
     fromFork: false,
+    before: before && SHA.test(before) && !ZERO_SHA.test(before) ? before : null,
+    commits: commits.flatMap((c) => {
+      const id = str(c.id);
+      return id && SHA.test(id) ? [commitOf(id, c)] : [];
+    }),
   };
 }
 
@@ -207,6 +217,8 @@ function pullRequest(forge: HookForge, body: Json): ForgeChange {
     url: str(pr.html_url),
     pullRequest: number,
     fromFork,
+    before: null,
+    commits: [],
   };
 }
 
@@ -235,6 +247,8 @@ function mergeRequest(body: Json): ForgeChange {
     url: str(attrs.url),
     pullRequest: iid,
     fromFork: source !== target,
+    before: null,
+    commits: [],
   };
 }
 

@@ -7,9 +7,11 @@
  * `--` before anything a remote could make look like an option.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { globToRegExp } from '../../../runner/glob.ts';
+import { shellQuote } from '../../../runner/manifest/plan.ts';
 import { gitEnv } from '../../config.ts';
 
 const ENV = gitEnv();
@@ -27,8 +29,45 @@ interface GitResult {
   stdout: Buffer;
 }
 
+/**
+ * How git reaches an ssh remote: with this private key alone (never the server's own keys or agent),
+ * without prompting, and trusting a host's key the first time it is seen (recorded in `knownHosts`,
+ * one file per repository) and only that key after.
+ */
+export interface SshAuth {
+  privateKey: string;
+  knownHosts: string;
+}
+
+/** Runs `work` with the environment that makes git use `auth` (the key in a 0600 file, removed after). */
+async function withSsh<T>(
+  auth: SshAuth | undefined,
+  work: (env?: NodeJS.ProcessEnv) => Promise<T>,
+): Promise<T> {
+  if (!auth) return work();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-ssh-'));
+  try {
+    const keyFile = path.join(dir, 'key');
+    await writeFile(keyFile, `${auth.privateKey.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n`, {
+      mode: 0o600,
+    });
+    const ssh = [
+      'ssh -F /dev/null',
+      `-i ${shellQuote(keyFile)}`,
+      '-o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ConnectTimeout=20',
+      `-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=${shellQuote(auth.knownHosts)}`,
+    ].join(' ');
+    return await work({ GIT_SSH_COMMAND: ssh });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs git; rejects with the first lines of its stderr (or that it hung) as a GitError. */
-export function git(args: string[], opts: { cwd?: string; timeoutMs?: number; maxBuffer?: number } = {}) {
+export function git(
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number; maxBuffer?: number; env?: NodeJS.ProcessEnv } = {},
+) {
   return new Promise<GitResult>((resolve, reject) => {
     execFile(
       'git',
@@ -39,7 +78,7 @@ export function git(args: string[], opts: { cwd?: string; timeoutMs?: number; ma
         killSignal: 'SIGKILL',
         maxBuffer: opts.maxBuffer ?? 16 * 1024 * 1024,
         encoding: 'buffer',
-        env: ENV,
+        env: opts.env ? { ...ENV, ...opts.env } : ENV,
       },
       (error, stdout, stderr) => {
         if (!error) return resolve({ stdout });
@@ -61,8 +100,11 @@ export function git(args: string[], opts: { cwd?: string; timeoutMs?: number; ma
 export async function lsRemote(
   url: string,
   timeoutMs = GIT_REMOTE_TIMEOUT_MS,
+  auth?: SshAuth,
 ): Promise<{ head: string | null; refs: Map<string, string> }> {
-  const { stdout } = await git(['ls-remote', '--symref', '--', url], { timeoutMs });
+  const { stdout } = await withSsh(auth, (env) =>
+    git(['ls-remote', '--symref', '--', url], { timeoutMs, env }),
+  );
   const refs = new Map<string, string>();
   let head: string | null = null;
   for (const line of stdout.toString('utf8').split('\n')) {
@@ -146,18 +188,59 @@ export class Mirror {
    * Makes sure the mirror holds `sha` (fetched on its own, or through `ref` when the remote hands out
    * only refs' heads). Throws a GitError saying why when the commit cannot be had.
    */
-  fetch(url: string, ref: string, sha: string): Promise<void> {
+  fetch(url: string, ref: string, sha: string, auth?: SshAuth): Promise<void> {
     return serially(this.dir, async () => {
       await this.ensure();
       if (await this.has(sha)) return;
-      try {
-        await git(['fetch', '-q', '--no-tags', '--depth=1', '--', url, sha], { cwd: this.dir });
-      } catch {
-        await git(['fetch', '-q', '--no-tags', '--', url, `+${ref}:refs/kiln/fetched`], { cwd: this.dir });
-      }
-      if (!(await this.has(sha))) {
-        throw new GitError(`commit ${sha} is not on ${ref} of the remote`);
-      }
+      await withSsh(auth, (env) => this.fetchCommit(url, ref, sha, 1, env));
+    });
+  }
+
+  /** Fetches `sha` and `depth - 1` commits of its history (through `ref` when the remote wants refs). */
+  private async fetchCommit(url: string, ref: string, sha: string, depth: number, env?: NodeJS.ProcessEnv) {
+    try {
+      await git(['fetch', '-q', '--no-tags', `--depth=${depth}`, '--', url, sha], { cwd: this.dir, env });
+    } catch {
+      await git(['fetch', '-q', '--no-tags', `--depth=${depth}`, '--', url, `+${ref}:refs/kiln/fetched`], {
+        cwd: this.dir,
+        env,
+      });
+    }
+    if (!(await this.has(sha))) throw new GitError(`commit ${sha} is not on ${ref} of the remote`);
+  }
+
+  /**
+   * The commits a push of `ref` from `before` to `after` added, oldest first, at most `limit` (the
+   * newest ones when there are more). Only `after` when `before` is not known (a new branch, or a
+   * history the push rewrote and the remote no longer has): there is no telling which commits are new.
+   */
+  commitsBetween(
+    url: string,
+    ref: string,
+    before: string,
+    after: string,
+    limit: number,
+    auth?: SshAuth,
+  ): Promise<{ commits: string[]; truncated: boolean }> {
+    return serially(this.dir, async () => {
+      await this.ensure();
+      await withSsh(auth, async (env) => {
+        await this.fetchCommit(url, ref, after, limit + 1, env);
+        if (!(await this.has(before))) {
+          await git(['fetch', '-q', '--no-tags', '--depth=1', '--', url, before], {
+            cwd: this.dir,
+            env,
+          }).catch(() => {});
+        }
+      });
+      if (!(await this.has(before))) return { commits: [after], truncated: false };
+      const { stdout } = await git(
+        ['rev-list', '--topo-order', `--max-count=${limit + 1}`, `${before}..${after}`, '--'],
+        { cwd: this.dir, timeoutMs: 30_000 },
+      );
+      const newestFirst = stdout.toString('utf8').split('\n').filter(Boolean);
+      const truncated = newestFirst.length > limit;
+      return { commits: newestFirst.slice(0, limit).reverse(), truncated };
     });
   }
 

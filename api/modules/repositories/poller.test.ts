@@ -1,7 +1,8 @@
 /**
  * Polling, against a bare repository made here: the first poll only records heads, a later push
  * builds its head (once, however many commits it brought), a head a forge event built is not built
- * again, and a remote that hangs is stopped and shown as the repository's problem.
+ * again, a remote that hangs is stopped and shown as the repository's problem, and a repository set
+ * to build every commit builds each commit of a push, polled or posted, oldest first.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -185,5 +186,60 @@ describe.runIf(available('postgres'))('polling repositories', () => {
     const good = await nextCheck(hanging.id);
     expect(good.problem).toBeNull();
     expect((await state(hanging.id)).problem).toBeNull();
+  });
+
+  it('with buildEveryCommit, builds each commit a push added, oldest first, but not [skip ci] ones', async () => {
+    const every = await connect({
+      cloneUrl: remote.url,
+      name: 'every',
+      pollInterval: 1,
+      buildEveryCommit: true,
+    });
+    const numbered = async () => {
+      const data = await gql(
+        `query ($id: ID!) { node(id: $id) { ... on Repository { builds(first: 100) { edges { node { number cause { sha message } } } } } } }`,
+        { id: every.id },
+      );
+      return (
+        data.node as {
+          builds: { edges: { node: { number: number; cause: { sha: string; message: string } } }[] };
+        }
+      ).builds.edges
+        .map((e) => e.node)
+        .sort((a, b) => a.number - b.number)
+        .map((b) => [b.cause.sha, b.cause.message]);
+    };
+    expect(await nextCheck(every.id)).toMatchObject({ builds: 0 });
+    // Polled: three commits in one push, the middle one skipped.
+    const one = await remote.commit({ 'e1.txt': '1' }, 'every one', 'main', false);
+    await remote.commit({ 'e2.txt': '2' }, 'every two [skip ci]', 'main', false);
+    const three = await remote.commit({ 'e3.txt': '3' }, 'every three', 'main');
+    expect(await nextCheck(every.id)).toMatchObject({ moved: ['refs/heads/main'], builds: 2, problem: null });
+    expect(await numbered()).toEqual([
+      [one, 'every one'],
+      [three, 'every three'],
+    ]);
+    // A forge's push names its `before`: the commits between it and `after` build, in order.
+    const four = await remote.commit({ 'e4.txt': '4' }, 'every four', 'main', false);
+    const five = await remote.commit({ 'e5.txt': '5' }, 'every five', 'main');
+    const payload = githubPush(five, 'refs/heads/main', 'every five');
+    payload.before = three;
+    const sent = await deliverSigned(every.webhookUrl, 'github', 'push', payload, every.secret);
+    expect(sent.status).toBe(202);
+    await waitFor('both commits of the push to be built', async () => (await numbered()).length === 4);
+    expect((await numbered()).slice(2)).toEqual([
+      [four, 'every four'],
+      [five, 'every five'],
+    ]);
+    // Without the option, a push with a `before` builds its head alone.
+    const head = await connect({ cloneUrl: remote.url, name: 'headonly' });
+    const six = await remote.commit({ 'e6.txt': '6' }, 'every six', 'main', false);
+    const seven = await remote.commit({ 'e7.txt': '7' }, 'every seven', 'main');
+    const headPush = githubPush(seven, 'refs/heads/main', 'every seven');
+    headPush.before = five;
+    expect((await deliverSigned(head.webhookUrl, 'github', 'push', headPush, head.secret)).status).toBe(202);
+    await waitFor('the head to be built', async () => (await causes(head.id)).length === 1);
+    expect((await causes(head.id)).map((c) => c.sha)).toEqual([seven]);
+    expect((await causes(head.id)).map((c) => c.sha)).not.toContain(six);
   });
 });

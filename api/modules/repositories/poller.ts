@@ -41,23 +41,25 @@ export interface CheckResult {
 }
 
 /**
- * Records `sha` as the head of `ref`; true when the row changed (a new ref, or a head that moved),
- * which the one caller that changed it takes as its turn to build.
+ * Records `sha` as the head of `ref`. `moved` is true when the row changed (a new ref, or a head that
+ * moved), which the one caller that changed it takes as its turn to build; `previous` is the head it
+ * had before (null for a new ref).
  */
 export async function recordHead(
   em: EntityManager,
   repositoryId: string,
   ref: string,
   sha: string,
-): Promise<boolean> {
-  const rows = await em.execute<{ ref: string }[]>(
-    `insert into repository_heads (repository_id, ref, sha, updated_at) values (?, ?, ?, now())
+): Promise<{ moved: boolean; previous: string | null }> {
+  const rows = await em.execute<{ previous: string | null }[]>(
+    `with old as (select sha from repository_heads where repository_id = ? and ref = ?)
+     insert into repository_heads (repository_id, ref, sha, updated_at) values (?, ?, ?, now())
      on conflict (repository_id, ref) do update set sha = excluded.sha, updated_at = now()
        where repository_heads.sha <> excluded.sha
-     returning ref`,
-    [repositoryId, ref, sha],
+     returning (select sha from old) as previous`,
+    [repositoryId, ref, repositoryId, ref, sha],
   );
-  return rows.length > 0;
+  return { moved: rows.length > 0, previous: rows[0]?.previous ?? null };
 }
 
 export class Poller {
@@ -109,24 +111,27 @@ export class Poller {
     const em = this.deps.orm.em.fork();
     const result: CheckResult = { repositoryId: repo.id, moved: [], builds: 0, problem: null };
     try {
-      const remote = await lsRemote(repo.cloneUrl, this.deps.timeoutMs);
+      const remote = await lsRemote(
+        repo.cloneUrl,
+        this.deps.timeoutMs,
+        await this.deps.repositories.auth(em, repo),
+      );
       const [state] = await em.execute<{ polled: boolean }[]>(
         'select polled_at is not null as polled from repositories where id = ?',
         [repo.id],
       );
       const firstPoll = !state?.polled;
       for (const [ref, sha] of remote.refs) {
-        if (!(await recordHead(em, repo.id, ref, sha))) continue;
+        const head = await recordHead(em, repo.id, ref, sha);
+        if (!head.moved) continue;
         result.moved.push(ref);
         if (firstPoll || branchFiltered(repo, ref)) continue;
         try {
-          const built = await this.deps.repositories.buildCommit(em, repo, {
-            kind: 'PUSH',
+          const built = await this.deps.repositories.buildPush(em, repo, {
             ref,
-            commit: { sha, author: null, message: null, url: null },
+            before: head.previous,
+            head: { sha, author: null, message: null, url: null },
             url: null,
-            pullRequest: null,
-            fromFork: false,
           });
           result.builds += built.builds.length;
           if (built.problems.length > 0) result.problem = `${ref}: ${built.outcome}`;

@@ -1,4 +1,5 @@
 import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { type SshKey, SshKeySchema } from '../keys/keys.entity.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 
 export type Forge = 'GITHUB' | 'GITLAB' | 'GITEA' | 'FORGEJO' | 'GENERIC';
@@ -26,6 +27,13 @@ export interface Repository {
   allowForkSecrets: boolean;
   /** Seconds between polls; null: webhooks only. */
   pollInterval: number | null;
+  /**
+   * Several commits pushed at once each get their builds, oldest first (GoCD's gocd#938); when false
+   * only the pushed head builds.
+   */
+  buildEveryCommit: boolean;
+  /** The namespace's SSH key an ssh clone URL is fetched with (by the server and the checkout job). */
+  sshKey: Ref<SshKey> | null;
   forgeApiUrl: string | null;
   forgeRepository: string | null;
   encryptedForgeToken: string | null;
@@ -55,6 +63,8 @@ export const RepositorySchema = new EntitySchema<Repository>({
     excludeBranches: { type: 'json' },
     allowForkSecrets: { type: 'boolean', default: false },
     pollInterval: { type: 'integer', nullable: true },
+    buildEveryCommit: { type: 'boolean', default: false },
+    sshKey: { kind: 'm:1', entity: () => SshKeySchema, ref: true, nullable: true, deleteRule: 'set null' },
     forgeApiUrl: { type: 'text', nullable: true },
     forgeRepository: { type: 'string', length: 512, nullable: true },
     encryptedForgeToken: { type: 'text', nullable: true },

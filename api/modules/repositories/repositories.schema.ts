@@ -16,6 +16,7 @@ import {
   decodeBuildCursor,
   encodeBuildCursor,
 } from '../builds/builds.schema.ts';
+import { SshKeySchema } from '../keys/keys.entity.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import { NamespaceRef } from '../namespaces/namespaces.schema.ts';
 import { type Repository, RepositorySchema } from './repositories.entity.ts';
@@ -79,6 +80,19 @@ RepositoryRef.implement({
     allowForkSecrets: t.exposeBoolean('allowForkSecrets', {
       description:
         "Builds of pull requests from forks get the namespace's masked variables, SSH keys and objects (false: they never do).",
+    }),
+    buildEveryCommit: t.exposeBoolean('buildEveryCommit', {
+      description:
+        'Each commit a push adds gets its builds, oldest first (at most 50); false: only the pushed head builds.',
+    }),
+    sshKey: t.string({
+      nullable: true,
+      description: "The name of the namespace's SSH key an ssh clone URL is fetched with; null: none.",
+      resolve: async (r, _args, ctx) => {
+        if (!r.sshKey) return null;
+        const key = await ctx.em.findOne(SshKeySchema, { id: r.sshKey.id });
+        return key?.name ?? null;
+      },
     }),
     webhookUrl: t.string({
       description:
@@ -151,6 +165,13 @@ const repositoryInputFields = (t: PothosSchemaTypes.InputFieldBuilder<Types, 'In
       "Let builds of forks' pull requests have the namespace's secrets; false when null (on create).",
   }),
   pollInterval: t.int({ description: 'Seconds; null: webhooks only. At least KILN_POLL_MIN_SECONDS.' }),
+  buildEveryCommit: t.boolean({
+    description: 'Build each commit of a push, not only its head; false when null (on create).',
+  }),
+  sshKey: t.string({
+    description:
+      "The name of one of the namespace's SSH keys, to fetch an ssh clone URL with (needed for one); null on an update clears it.",
+  }),
   forgeApiUrl: t.string({
     description:
       "The forge's API root, e.g. https://api.github.com or https://gitlab.example.com/api/v4; commit statuses go there.",
@@ -250,6 +271,8 @@ const inputOf = (input: Record<string, unknown>): RepositoryInput => {
     'excludeBranches',
     'allowForkSecrets',
     'pollInterval',
+    'buildEveryCommit',
+    'sshKey',
     'forgeApiUrl',
     'forgeRepository',
     'forgeToken',

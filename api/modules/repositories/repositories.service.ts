@@ -5,23 +5,28 @@
  * cause that says why. The events forges post are forge-events.service.ts's.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Build } from '../builds/builds.entity.ts';
 import type { BuildService, Cause } from '../builds/builds.service.ts';
+import { SshKeySchema } from '../keys/keys.entity.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import { type ForgeTarget, forgeRequest } from './forge-api.ts';
-import { type CommitInfo, HOOK_PATHS } from './forges.ts';
-import { forgeRepositoryFromUrl, GitError, lsRemote, Mirror, nameFromUrl } from './git.ts';
+import { type CommitInfo, HOOK_PATHS, skipsCi } from './forges.ts';
+import { forgeRepositoryFromUrl, GitError, lsRemote, Mirror, nameFromUrl, type SshAuth } from './git.ts';
 import { type Forge, type Repository, RepositorySchema } from './repositories.entity.ts';
-import { checkCloneUrl, checkManifestPath, defaultApiUrl } from './repository-rules.ts';
+import { checkCloneUrl, checkManifestPath, defaultApiUrl, isSshUrl } from './repository-rules.ts';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; path: string; reason: string };
 
 export const DEFAULT_MANIFEST_PATHS = ['.kiln.yml', '.kiln/*.yml'];
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_MANIFEST_PATHS = 32;
+/** The most commits of one push that build one by one (buildEveryCommit); older ones are skipped. */
+export const MAX_COMMITS_PER_PUSH = 50;
 
 export interface RepositoryInput {
   cloneUrl?: string | null;
@@ -33,6 +38,9 @@ export interface RepositoryInput {
   excludeBranches?: string[] | null;
   allowForkSecrets?: boolean | null;
   pollInterval?: number | null;
+  buildEveryCommit?: boolean | null;
+  /** The name of one of the namespace's SSH keys; null clears it. */
+  sshKey?: string | null;
   forgeApiUrl?: string | null;
   forgeRepository?: string | null;
   forgeToken?: string | null;
@@ -65,6 +73,17 @@ export interface BuildTarget {
   eventId?: string;
 }
 
+/** A push (a forge's, or a head a poll saw move): `before` is the ref's head before it, when known. */
+export interface PushTarget {
+  ref: string;
+  before: string | null;
+  head: CommitInfo;
+  /** The commits the forge listed in its payload (their messages and authors, where it gave them). */
+  listed?: CommitInfo[];
+  url: string | null;
+  eventId?: string;
+}
+
 export class RepositoryService {
   constructor(private readonly deps: RepositoryServiceDeps) {}
 
@@ -75,6 +94,31 @@ export class RepositoryService {
 
   mirror(repo: Repository): Mirror {
     return new Mirror(this.deps.mirrorsDir, repo.id);
+  }
+
+  /** The key an ssh clone URL of repository `repositoryId` is fetched with, and its known hosts. */
+  private async sshAuth(em: EntityManager, repositoryId: string, keyId: string): Promise<SshAuth> {
+    const key = await em.findOneOrFail(SshKeySchema, { id: keyId }, { disableIdentityMap: true });
+    await mkdir(this.deps.mirrorsDir, { recursive: true });
+    return {
+      privateKey: this.deps.secrets.open(key.encryptedKey),
+      knownHosts: path.join(this.deps.mirrorsDir, `${repositoryId}.known_hosts`),
+    };
+  }
+
+  /**
+   * How the server reaches `repo`'s remote: with its SSH key when it has one (its name and key, for
+   * the checkout job too). Undefined for URLs git reaches without one.
+   */
+  async auth(
+    em: EntityManager,
+    repo: Repository,
+  ): Promise<(SshAuth & { key: { name: string; privateKey: string; config: string } }) | undefined> {
+    if (!repo.sshKey) return undefined;
+    const key = await em.findOne(SshKeySchema, { id: repo.sshKey.id }, { disableIdentityMap: true });
+    if (!key) return undefined;
+    const auth = await this.sshAuth(em, repo.id, key.id);
+    return { ...auth, key: { name: key.name, privateKey: auth.privateKey, config: key.config } };
   }
 
   list(em: EntityManager, namespaceId: string): Promise<Repository[]> {
@@ -91,6 +135,7 @@ export class RepositoryService {
     namespaceId: string,
     input: RepositoryInput,
     current: Repository | null,
+    repositoryId: string,
   ): Promise<
     Outcome<
       Omit<
@@ -142,12 +187,26 @@ export class RepositoryService {
         `a repository is polled at most every ${this.deps.pollMinSeconds} s (KILN_POLL_MIN_SECONDS); give ${this.deps.pollMinSeconds} or more, or null for webhooks only`,
       );
     }
+    const buildEveryCommit = input.buildEveryCommit ?? current?.buildEveryCommit ?? false;
+    let sshKeyId = input.sshKey === undefined ? (current?.sshKey?.id ?? null) : null;
+    if (input.sshKey) {
+      const key = await em.findOne(SshKeySchema, { namespace: namespaceId, name: input.sshKey });
+      if (!key) return fail('sshKey', `the namespace has no SSH key named ${input.sshKey.slice(0, 200)}`);
+      sshKeyId = key.id;
+    }
+    if (isSshUrl(cloneUrl) && !sshKeyId) {
+      return fail(
+        'sshKey',
+        `${cloneUrl.slice(0, 200)} is fetched over ssh: give sshKey, the name of one of the namespace's SSH keys (its public key must be a deploy key of the repository)`,
+      );
+    }
     let defaultBranch =
       input.defaultBranch ?? (cloneUrl === current?.cloneUrl ? current.defaultBranch : null);
     let lastCheckedAt = current?.lastCheckedAt ?? null;
     if (!defaultBranch) {
       try {
-        const remote = await lsRemote(cloneUrl, 30_000);
+        const auth = sshKeyId ? await this.sshAuth(em, repositoryId, sshKeyId) : undefined;
+        const remote = await lsRemote(cloneUrl, 30_000, auth);
         lastCheckedAt = new Date();
         if (!remote.head) {
           return fail(
@@ -188,6 +247,8 @@ export class RepositoryService {
         ...branchFilters,
         allowForkSecrets,
         pollInterval,
+        buildEveryCommit,
+        sshKey: sshKeyId ? em.getReference(SshKeySchema, sshKeyId, { wrapped: true }) : null,
         forgeApiUrl,
         forgeRepository,
         encryptedForgeToken,
@@ -203,11 +264,12 @@ export class RepositoryService {
     namespace: Namespace,
     input: RepositoryInput,
   ): Promise<Outcome<{ repository: Repository; webhookSecret: string }>> {
-    const settled = await this.settle(em, namespace.id, input, null);
+    const id = randomUUID();
+    const settled = await this.settle(em, namespace.id, input, null, id);
     if (!settled.ok) return settled;
     const webhookSecret = randomBytes(24).toString('hex');
     const repository = em.create(RepositorySchema, {
-      id: randomUUID(),
+      id,
       namespace: em.getReference(NamespaceSchema, namespace.id, { wrapped: true }),
       ...settled.value,
       encryptedWebhookSecret: this.deps.secrets.seal(webhookSecret),
@@ -282,7 +344,7 @@ export class RepositoryService {
   }
 
   async update(em: EntityManager, repo: Repository, input: RepositoryInput): Promise<Outcome<Repository>> {
-    const settled = await this.settle(em, repo.namespace.id, input, repo);
+    const settled = await this.settle(em, repo.namespace.id, input, repo, repo.id);
     if (!settled.ok) return settled;
     em.assign(repo, settled.value);
     await em.flush();
@@ -315,7 +377,8 @@ export class RepositoryService {
   ): Promise<{ builds: Build[]; outcome: string; problems: string[] }> {
     const mirror = this.mirror(repo);
     const { sha } = target.commit;
-    await mirror.fetch(repo.cloneUrl, target.ref, sha);
+    const auth = await this.auth(em, repo);
+    await mirror.fetch(repo.cloneUrl, target.ref, sha, auth);
     const commit =
       target.commit.author && target.commit.message !== null
         ? target.commit
@@ -385,12 +448,70 @@ export class RepositoryService {
           cause,
           submission: validated.submission,
           untrusted,
+          ...(auth ? { checkoutKey: auth.key } : {}),
         }),
       );
     }
     const started = `started ${builds.length} build${builds.length === 1 ? '' : 's'}`;
     const outcome = problems.length > 0 ? `${started}; refused ${problems.join('; ')}` : started;
     return { builds, outcome, problems };
+  }
+
+  /**
+   * Builds a push: its head, or with `buildEveryCommit` each commit it added, oldest first (at most
+   * MAX_COMMITS_PER_PUSH, the newest). Commits whose message says `[skip ci]` or `[ci skip]` build
+   * nothing. The outcome says what happened to each commit.
+   */
+  async buildPush(
+    em: EntityManager,
+    repo: Repository,
+    push: PushTarget,
+  ): Promise<{ builds: Build[]; outcome: string; problems: string[] }> {
+    const mirror = this.mirror(repo);
+    const auth = await this.auth(em, repo);
+    let shas = [push.head.sha];
+    let truncated = false;
+    if (repo.buildEveryCommit && push.before && push.before !== push.head.sha) {
+      ({ commits: shas, truncated } = await mirror.commitsBetween(
+        repo.cloneUrl,
+        push.ref,
+        push.before,
+        push.head.sha,
+        MAX_COMMITS_PER_PUSH,
+        auth,
+      ));
+    } else {
+      await mirror.fetch(repo.cloneUrl, push.ref, push.head.sha, auth);
+    }
+    const listed = new Map((push.listed ?? []).map((c) => [c.sha, c]));
+    const builds: Build[] = [];
+    const problems: string[] = [];
+    const outcomes: string[] = [];
+    for (const sha of shas) {
+      const known = sha === push.head.sha ? push.head : listed.get(sha);
+      // A forge's payload may leave out commits (GitHub lists 20): the mirror has them all.
+      const commit =
+        known?.message != null ? known : { sha, ...(await mirror.commit(sha)), url: known?.url ?? null };
+      const prefix = shas.length > 1 ? `${sha.slice(0, 12)}: ` : '';
+      if (skipsCi(commit.message)) {
+        outcomes.push(`${prefix}ignored: [skip ci] in the commit message`);
+        continue;
+      }
+      const built = await this.buildCommit(em, repo, {
+        kind: 'PUSH',
+        ref: push.ref,
+        commit,
+        url: shas.length > 1 ? (commit.url ?? push.url) : push.url,
+        pullRequest: null,
+        fromFork: false,
+        ...(push.eventId ? { eventId: push.eventId } : {}),
+      });
+      builds.push(...built.builds);
+      problems.push(...built.problems);
+      outcomes.push(`${prefix}${built.outcome}`);
+    }
+    if (truncated) outcomes.push(`only the newest ${MAX_COMMITS_PER_PUSH} commits of the push were built`);
+    return { builds, outcome: outcomes.join('; '), problems };
   }
 
   /** `triggerRepository`: builds `ref` (the default branch when null) at `sha` (its head when null). */
@@ -411,7 +532,7 @@ export class RepositoryService {
     if (!fullRef || !head) {
       let remote: Awaited<ReturnType<typeof lsRemote>>;
       try {
-        remote = await lsRemote(repo.cloneUrl);
+        remote = await lsRemote(repo.cloneUrl, undefined, await this.auth(em, repo));
       } catch (error) {
         return {
           ok: false,

@@ -23,6 +23,10 @@ export function checkCloneUrl(url: string): string | null {
   return null;
 }
 
+/** Whether git reaches `url` over ssh (`ssh://…` or scp-like `user@host:path`). */
+export const isSshUrl = (url: string): boolean =>
+  /^ssh:\/\//i.test(url) || /^[^/@:\s]+@[^/:\s]+:[^\s]+$/.test(url);
+
 /** A manifest path or glob: relative, inside the repository. */
 export function checkManifestPath(p: string): string | null {
   if (p.trim() === '' || p.length > 512) return 'a manifest path is 1 to 512 characters';
