@@ -3,12 +3,15 @@
  * real webhook payloads pointed at its commits, and deliveries signed as each forge signs them.
  *
  * GitHub's payloads are `@octokit/webhooks-examples` (GitHub's own examples); GitLab's and Gitea's
- * are the examples of their webhook documentation, trimmed to the fields a CI reads.
+ * are the examples of their webhook documentation, trimmed to the fields a CI reads. `serveGitHttp`
+ * serves the bare repositories over HTTP with `git http-backend`, as a forge does.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -237,4 +240,87 @@ export function deliverSigned(
 ): Promise<Response> {
   const body = JSON.stringify(payload);
   return fetch(url, { method: 'POST', headers: signedHeaders(forge, event, body, secret, delivery), body });
+}
+
+/** A git server over HTTP on loopback, as forges serve repositories: `git http-backend` run as CGI. */
+export interface GitHttpServer {
+  /** The http:// clone URL of a bare repository in the served directory, by its name. */
+  url(name: string): string;
+  /** Requests served so far (`GET /origin.git/info/refs?service=git-upload-pack`, …). */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** Serves every bare repository directly under `root` read-only (upload-pack only) over HTTP. */
+export async function serveGitHttp(root: string): Promise<GitHttpServer> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    requests.push(`${req.method} ${url.pathname}${url.search}`);
+    if (
+      url.pathname.endsWith('/git-receive-pack') ||
+      url.searchParams.get('service') === 'git-receive-pack'
+    ) {
+      res.writeHead(403).end('read-only\n');
+      return;
+    }
+    const cgi = spawn('git', ['http-backend'], {
+      env: {
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method ?? 'GET',
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        REMOTE_ADDR: '127.0.0.1',
+        // Protocol v2, as a forge speaks it when the client asks.
+        ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
+        ...(req.headers['content-encoding']
+          ? { HTTP_CONTENT_ENCODING: String(req.headers['content-encoding']) }
+          : {}),
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let headersSent = false;
+    cgi.stdout.on('data', (chunk: Buffer) => {
+      if (headersSent) {
+        res.write(chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
+        const colon = line.indexOf(':');
+        const name = line.slice(0, colon).trim();
+        const value = line.slice(colon + 1).trim();
+        if (name.toLowerCase() === 'status') status = Number.parseInt(value, 10);
+        else res.setHeader(name, value);
+      }
+      res.writeHead(status);
+      headersSent = true;
+      res.write(head.subarray(end + 4));
+    });
+    cgi.on('close', () => {
+      if (!headersSent) res.writeHead(502);
+      res.end();
+    });
+    cgi.on('error', () => {
+      if (!headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (name) => `http://127.0.0.1:${port}/${name}`,
+    requests,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUpAndLogIn, startTestApp, startTestRunner, type TestApp } from '../../../test/testkit/app.ts';
@@ -18,6 +18,7 @@ import {
   gitlabPush,
   makeRemote,
   type Remote,
+  serveGitHttp,
   signedHeaders,
 } from '../../../test/testkit/forge.ts';
 import { available } from '../../../test/testkit/services.ts';
@@ -293,6 +294,40 @@ describe.runIf(available('postgres'))('repositories and forge events', () => {
     expect(log).toContain(first);
     expect(log).toContain('hello from the first commit');
     expect(log).toContain('secret-given');
+  });
+
+  it('fetches and checks out over HTTP as a forge serves it (git http-backend)', async () => {
+    const server = await serveGitHttp(dirname(remote.bare));
+    try {
+      const data = await gql(CREATE, {
+        input: { namespace: 'team', cloneUrl: server.url('origin.git'), forge: 'GITHUB', name: 'http' },
+      });
+      const created = data.createRepository as {
+        webhookSecret: string;
+        repository: { id: string; webhookUrl: string; defaultBranch: string };
+      };
+      expect(created.repository.defaultBranch).toBe('main');
+      repos.http = {
+        id: created.repository.id,
+        secret: created.webhookSecret,
+        webhookUrl: created.repository.webhookUrl,
+      };
+      const sent = await deliver('http', 'github', 'push', githubPush(second));
+      expect(sent.status).toBe(202);
+      const event = await settled('http', sent.body.event!);
+      expect(event.outcome).toBe('started 2 builds');
+      const build = (await Promise.all(event.builds.map((b) => finished(b.id)))).find(
+        (b) => b.cause.manifestPath === '.kiln.yml',
+      )!;
+      expect(build.status, lines(build).join('\n')).toBe('PASSED');
+      expect(lines(build)).toContain(second);
+      expect(lines(build)).toContain('hello from the second commit');
+      // The server's ls-remote and fetch, and the runner's checkout, all went over HTTP.
+      const uploads = server.requests.filter((r) => r.startsWith('POST /origin.git/git-upload-pack'));
+      expect(uploads.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await server.close();
+    }
   });
 
   it('refuses a bad or missing signature with 401 and records it', async () => {
