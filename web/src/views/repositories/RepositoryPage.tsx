@@ -95,10 +95,12 @@ const pending = (e: EventNode) => e.outcome === 'received' || e.outcome === 'wor
 export default function RepositoryPage() {
   const params = useParams<{ id: string }>();
   const navigate = useNavigate();
-  const now = createNow(10_000);
+  // A repository's global id ends in `=`, which its address carries escaped; the router keeps it so.
+  const id = () => decodeURIComponent(params.id);
+  const now = createNow(1000);
   const [query, refetch] = createQuery({
     query: RepositoryQuery,
-    variables: () => ({ id: params.id }),
+    variables: () => ({ id: id() }),
     requestPolicy: 'cache-and-network',
   });
   const repo = () => {
@@ -108,7 +110,7 @@ export default function RepositoryPage() {
   const canWrite = () => repo()?.namespace.canWrite ?? false;
   const [eventsQuery, refetchEvents] = createQuery({
     query: RepositoryEvents,
-    variables: () => ({ id: params.id }),
+    variables: () => ({ id: id() }),
     pause: () => !canWrite(),
   });
   const events = () => {
@@ -143,7 +145,7 @@ export default function RepositoryPage() {
   const [deleteError, setDeleteError] = createSignal<string | null>(null);
 
   async function save(settings: RepositorySettings): Promise<Refusal | null> {
-    const result = await update({ input: { id: params.id, ...settings } });
+    const result = await update({ input: { id: id(), ...settings } });
     if (result.error) return { message: result.error.message };
     const r = result.data?.updateRepository;
     switch (r?.__typename) {
@@ -171,7 +173,7 @@ export default function RepositoryPage() {
     );
     if (!ok) return;
     setDeleteError(null);
-    const result = await remove({ input: { id: params.id } });
+    const result = await remove({ input: { id: id() } });
     if (result.error) return setDeleteError(result.error.message);
     const answer = result.data?.deleteRepository;
     if (answer?.__typename === 'NotFoundError') return setDeleteError(answer.message);
@@ -339,16 +341,22 @@ export default function RepositoryPage() {
               >
                 <ul class="item-list" aria-label="Builds of the repository">
                   <For each={r().builds.edges}>
-                    {({ node: b }) => (
+                    {/* Not destructured: urql's store reconciles an edge in place, and only reads
+                        through it follow. */}
+                    {(edge) => (
                       <li class="item">
-                        <A class="item-name" href={`/builds/${b.id}`}>
-                          #{b.number}
+                        <A class="item-name" href={`/builds/${edge.node.id}`}>
+                          #{edge.node.number}
                         </A>
-                        <StatusBadge status={b.status} small />
-                        <span class="item-value">{b.comment}</span>
-                        <span class="muted">{causeSummary(b.cause)}</span>
-                        <time class="muted" datetime={b.createdAt} title={formatDate(b.createdAt)}>
-                          {formatAgo(b.createdAt, now())}
+                        <StatusBadge status={edge.node.status} small />
+                        <span class="item-value">{edge.node.comment}</span>
+                        <span class="muted">{causeSummary(edge.node.cause)}</span>
+                        <time
+                          class="muted"
+                          datetime={edge.node.createdAt}
+                          title={formatDate(edge.node.createdAt)}
+                        >
+                          {formatAgo(edge.node.createdAt, now())}
                         </time>
                       </li>
                     )}
