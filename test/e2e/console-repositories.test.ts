@@ -6,11 +6,13 @@
  * build's cause on its page and in the builds list.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deliverSigned, githubPush, makeRemote, type Remote } from '../testkit/forge.ts';
+import { deliverSigned, giteaPush, githubPush, makeRemote, type Remote } from '../testkit/forge.ts';
 import { available } from '../testkit/services.ts';
 import { ensureConsoleBuilt, launchChromium, type Stack, screenshotPath, startStack } from './console-kit.ts';
 
@@ -39,6 +41,15 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
   let secret = '';
   let repositoryPage = '';
   const delivery = crypto.randomUUID();
+  /** A stand-in for Gitea's API: what Kiln sent it (hooks installed, commit statuses). */
+  let forge: Server;
+  let forgeUrl = '';
+  const forgeCalls: {
+    method: string;
+    path: string;
+    authorization?: string;
+    body: Record<string, unknown>;
+  }[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'kiln-console-repos-'));
@@ -47,6 +58,25 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
       { '.kiln.yml': MANIFEST, 'hello.txt': 'hello from the pushed commit\n' },
       'Teach the engine to count\n\nA body that the cause line leaves out.',
     );
+    forge = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      req.on('end', () => {
+        forgeCalls.push({
+          method: req.method ?? '',
+          path: req.url ?? '',
+          authorization: req.headers.authorization,
+          body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+        });
+        // A new hook gets an id, as Gitea gives one.
+        const answer = req.method === 'POST' && req.url?.endsWith('/hooks') ? '{"id":77}' : '{}';
+        res.writeHead(201, { 'content-type': 'application/json' }).end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => forge.listen(0, '127.0.0.1', resolve));
+    forgeUrl = `http://127.0.0.1:${(forge.address() as AddressInfo).port}`;
     await ensureConsoleBuilt();
     [stack, browser] = await Promise.all([startStack(), launchChromium()]);
     await stack.gql('mutation { createNamespace(input: { path: "team" }) { __typename } }');
@@ -61,6 +91,8 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
   afterAll(async () => {
     await browser?.close();
     await stack?.stop();
+    forge?.closeAllConnections();
+    forge?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -81,6 +113,8 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
     await page.getByRole('button', { name: 'Sign in with token' }).click();
     await page.waitForURL(/\/builds$/);
     await page.goto(`${stack.url}/namespaces/admin/team`);
+    await page.getByRole('link', { name: 'Repositories', exact: true }).click();
+    await page.waitForURL(/\/namespaces\/admin\/team#repositories$/);
     await eventually(() => page.locator('.empty-title').first().textContent()).toBe('No repositories yet');
     await page.getByRole('button', { name: 'Connect a repository' }).click();
 
@@ -273,6 +307,54 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
     await page.getByRole('button', { name: 'Delete' }).click();
     await page.waitForURL(/\/namespaces\/admin\/team(#repositories)?$/);
     await eventually(() => page.locator('.empty-title').first().textContent()).toBe('No repositories yet');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('says when Kiln installed the hook with the forge token, and shows the status it reported', async () => {
+    await page.getByRole('button', { name: 'Connect a repository' }).click();
+    await page.getByLabel('Clone URL').fill(remote.url);
+    await page.getByLabel('Name (optional)').fill('app');
+    await page.getByLabel('Forge', { exact: true }).selectOption('GITEA');
+    await page.getByLabel('Forge API URL').fill(forgeUrl);
+    await page.getByLabel('Forge repository').fill('acme/app');
+    expect(await page.getByLabel('Forge token').getAttribute('type')).toBe('password');
+    await page.getByLabel('Forge token').fill('gitea-token');
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    const created = page.getByTestId('created-repository');
+    await eventually(() => created.textContent()).toContain('Connected app');
+    expect(await page.getByTestId('hook-installed').textContent()).toContain(
+      'Kiln installed this webhook on Gitea',
+    );
+    expect(await page.getByTestId('webhook-instructions').count()).toBe(0);
+    const hookSecret = (await page.getByTestId('webhook-secret').textContent())!;
+    const hookUrl = (await page.getByTestId('webhook-url').textContent())!;
+    const installed = forgeCalls.find((c) => c.method === 'POST' && c.path === '/repos/acme/app/hooks');
+    expect(installed).toMatchObject({
+      authorization: 'token gitea-token',
+      body: { config: { url: hookUrl, secret: hookSecret } },
+    });
+    expect(await page.locator('[data-repository="app"]').textContent()).toContain(
+      'webhook installed by Kiln',
+    );
+
+    const sent = await deliverSigned(hookUrl, 'gitea', 'push', giteaPush(sha), hookSecret);
+    expect(sent.status).toBe(202);
+    const final = () =>
+      forgeCalls.find(
+        (c) =>
+          c.path === `/repos/acme/app/statuses/${sha}` && (c.body as { state?: string }).state === 'success',
+      );
+    await expect.poll(final, { timeout: 30_000, interval: 200 }).toBeTruthy();
+    await page.locator('[data-repository="app"]').getByRole('link', { name: 'app' }).click();
+    const row = page.locator('.event', { hasText: 'started 1 build' });
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
+    await row.getByRole('link', { name: /^#\d+$/ }).click();
+    await page.waitForURL(/\/builds\/[^/]+$/);
+    await expect
+      .poll(() => page.getByTestId('forge-status').textContent(), { timeout: 10_000 })
+      .toContain('reported success to gitea');
+    expect(await page.getByTestId('cause-repository').textContent()).toBe('app');
+    await page.screenshot({ path: screenshotPath('build-cause-forge-status') });
     expect(pageErrors).toEqual([]);
   });
 });

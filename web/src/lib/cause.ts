@@ -1,7 +1,7 @@
 /** A build's cause (the schema's BuildCause) as people read it: short refs, short shas, names. */
 import type { graphql } from '../graphql.ts';
 
-export type TriggerKind = ReturnType<typeof graphql.scalar<'TriggerKind'>>;
+type TriggerKind = ReturnType<typeof graphql.scalar<'TriggerKind'>>;
 
 const KIND_WORDS = {
   MANUAL: 'manual',

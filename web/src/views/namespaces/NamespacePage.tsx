@@ -189,9 +189,9 @@ export default function NamespacePage() {
                 {n().owner.username}@{n().path}
               </h1>
               <div class="actions">
-                <A class="button" href="#repositories">
+                <a class="button" href="#repositories">
                   Repositories
-                </A>
+                </a>
                 <A class="button" href={`/builds?namespace=${encodeURIComponent(ref())}`}>
                   Builds
                 </A>

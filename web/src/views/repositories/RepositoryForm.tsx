@@ -3,7 +3,7 @@ import { ErrorNotice } from '../../components/Notice.tsx';
 import type { Forge } from './repository-documents.ts';
 
 /** The forges a repository may name, as people call them. */
-export const FORGES: readonly { value: Forge; label: string }[] = [
+const FORGES: readonly { value: Forge; label: string }[] = [
   { value: 'GITHUB', label: 'GitHub' },
   { value: 'GITLAB', label: 'GitLab' },
   { value: 'GITEA', label: 'Gitea' },
@@ -39,7 +39,7 @@ export interface RepositorySettings {
 }
 
 /** What the form starts from when it edits a repository. */
-export interface RepositoryInitial {
+interface RepositoryInitial {
   cloneUrl: string;
   name: string;
   forge: Forge;
@@ -77,7 +77,7 @@ export interface Refusal {
 }
 
 /** The form's field an InputError's path names, or null when it names none of them. */
-export function fieldOf(path: string | null | undefined): FieldName | null {
+function fieldOf(path: string | null | undefined): FieldName | null {
   const name = (path ?? '').replace(/^input\./, '').replace(/\[\d+\]$/, '');
   return (FIELDS as readonly string[]).includes(name) ? (name as FieldName) : null;
 }

@@ -11,7 +11,7 @@ export const pollWords = (seconds: number | null) =>
   seconds === null ? 'webhooks only' : `polled every ${seconds} s`;
 
 /** How the webhook got onto the forge, in words. */
-export const hookWords = (repo: Pick<Repository, 'webhookInstalled' | 'forge'>) =>
+export const hookWords = (repo: Pick<Repository, 'webhookInstalled'>) =>
   repo.webhookInstalled ? 'webhook installed by Kiln' : 'webhook added by hand';
 
 /** One repository in a list: its name (a link to its page), where it lives, and any problem. */
