@@ -23,6 +23,7 @@ const TokensPage = lazy(() => import('./views/tokens/TokensPage.tsx'));
 const NamespacesPage = lazy(() => import('./views/namespaces/NamespacesPage.tsx'));
 const NamespacePage = lazy(() => import('./views/namespaces/NamespacePage.tsx'));
 const SecretsPage = lazy(() => import('./views/secrets/SecretsPanel.tsx'));
+const RepositoryPage = lazy(() => import('./views/repositories/RepositoryPage.tsx'));
 const RunnersPage = lazy(() => import('./views/runners/RunnersPage.tsx'));
 const AccountPage = lazy(() => import('./views/account/AccountPage.tsx'));
 
@@ -169,6 +170,7 @@ export function App() {
       <Route path="/tokens" component={TokensPage} />
       <Route path="/namespaces" component={NamespacesPage} />
       <Route path="/namespaces/:owner/*path" component={NamespacePage} />
+      <Route path="/repositories/:id" component={RepositoryPage} />
       <Route path="/variables" component={SecretsPage} />
       <Route path="/runners" component={RunnersPage} />
       <Route path="/account" component={AccountPage} />

@@ -1,6 +1,6 @@
 import { A, useLocation, useNavigate, useParams } from '@solidjs/router';
 import { createMutation, createQuery, createSubscription } from '@urql/solid';
-import { createEffect, createMemo, createSignal, For, on, Show, untrack } from 'solid-js';
+import { createEffect, createMemo, createSignal, For, on, onCleanup, Show, untrack } from 'solid-js';
 import { LogViewer } from '../../components/log/LogViewer.tsx';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
@@ -9,7 +9,8 @@ import { createNow } from '../../lib/create-now.ts';
 import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
 import { useKiln } from '../../lib/kiln-context.ts';
 import { isFinal, type JobStatus } from '../../lib/status.ts';
-import { BuildStateFragment } from './build-fragments.ts';
+import { BuildCauseLine } from './BuildCauseLine.tsx';
+import { BuildCauseFragment, BuildStateFragment } from './build-fragments.ts';
 import { createLogStream } from './create-log-stream.ts';
 
 const BuildQuery = graphql(
@@ -17,6 +18,7 @@ const BuildQuery = graphql(
   query Build($id: ID!) {
     build(id: $id) {
       ...BuildState
+      ...BuildCause
       manifest
       artifacts {
         id
@@ -28,7 +30,7 @@ const BuildQuery = graphql(
     }
   }
 `,
-  [BuildStateFragment],
+  [BuildStateFragment, BuildCauseFragment],
 );
 
 const BuildUpdated = graphql(
@@ -113,6 +115,19 @@ export default function BuildPage() {
     pause: settled,
   });
   createEffect(() => accept(updates.data?.buildUpdated));
+  // The forge hears of the final status after it is stored: when this page saw the build finish,
+  // ask once more, a little later, for what reporting it came to.
+  const sawUnfinished = createMemo(
+    (seen: boolean) => seen || (!!latest() && !isFinal(latest()!.status)),
+    false,
+  );
+  createEffect(
+    on(settled, (done) => {
+      if (!done || !untrack(sawUnfinished) || !untrack(() => query.data?.build?.cause.repository)) return;
+      const timer = setTimeout(() => refetch({ requestPolicy: 'network-only' }), 3_000);
+      onCleanup(() => clearTimeout(timer));
+    }),
+  );
 
   const stream = createLogStream(id, () => refetch({ requestPolicy: 'network-only' }));
   // A build that started between the query and the subscription: its log says it runs, so ask again.
@@ -235,6 +250,7 @@ export default function BuildPage() {
                 </button>
               </div>
             </div>
+            <Show when={query.data?.build}>{(full) => <BuildCauseLine build={full()} />}</Show>
             <Show when={killError()}>
               {(e) => <ErrorNotice error={e()} title="Could not kill the build" />}
             </Show>

@@ -4,6 +4,7 @@ import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
+import { causeSummary } from '../../lib/cause.ts';
 import { createNow } from '../../lib/create-now.ts';
 import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
 import { BUILD_STATUSES, type BuildStatus, isFinal, statusLabel } from '../../lib/status.ts';
@@ -76,7 +77,9 @@ function BuildRow(props: {
         </For>
       </div>
       <div class="build-meta muted">
-        <span>{build().trigger.toLowerCase()}</span>
+        <span class="build-cause" title={build().cause.ref ?? undefined}>
+          {causeSummary(build().cause)}
+        </span>
         <span>{duration() === null ? 'not started' : formatDuration(duration()!)}</span>
         <time datetime={build().createdAt} title={formatDate(build().createdAt)}>
           {formatAgo(build().createdAt, props.now)}

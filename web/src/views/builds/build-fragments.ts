@@ -12,6 +12,35 @@ export const BuildRowFragment = graphql(`
     createdAt
     startedAt
     finishedAt
+    cause {
+      kind
+      ref
+      sha
+      pullRequest
+    }
+  }
+`);
+
+/** Why a build exists, and what became of reporting its status to the forge. */
+export const BuildCauseFragment = graphql(`
+  fragment BuildCause on Build @_unmask {
+    forgeStatus
+    cause {
+      kind
+      ref
+      sha
+      url
+      author
+      message
+      pullRequest
+      user {
+        username
+      }
+      repository {
+        id
+        name
+      }
+    }
   }
 `);
 

@@ -3,6 +3,7 @@ import { createMutation, createQuery } from '@urql/solid';
 import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
+import { RepositoriesPanel } from '../repositories/RepositoriesPanel.tsx';
 import { SecretsPanel } from '../secrets/SecretsPanel.tsx';
 import { namespaceHref } from './NamespacesPage.tsx';
 
@@ -187,9 +188,14 @@ export default function NamespacePage() {
               <h1>
                 {n().owner.username}@{n().path}
               </h1>
-              <A class="button" href={`/builds?namespace=${encodeURIComponent(ref())}`}>
-                Builds
-              </A>
+              <div class="actions">
+                <a class="button" href="#repositories">
+                  Repositories
+                </a>
+                <A class="button" href={`/builds?namespace=${encodeURIComponent(ref())}`}>
+                  Builds
+                </A>
+              </div>
             </div>
             <section aria-labelledby="visibility-heading" class="card">
               <h2 id="visibility-heading">Visibility</h2>
@@ -226,6 +232,7 @@ export default function NamespacePage() {
                 {(m) => <ErrorNotice error={m()} title="Could not change the visibility" />}
               </Show>
             </section>
+            <RepositoriesPanel namespace={ref()} canWrite={n().canWrite} />
             <section aria-labelledby="children-heading">
               <h2 id="children-heading">Children</h2>
               <Show when={n().children.length > 0} fallback={<p class="muted">No child namespaces.</p>}>
