@@ -294,14 +294,22 @@ describe.runIf(ready)('the console pages for repositories and forge events', () 
     expect(await settings.getByLabel('Clone URL').inputValue()).toBe(remote.url);
     await settings.getByLabel('Poll interval (seconds)').fill('30');
     await settings.getByLabel('Never build branches').fill('wip/** tmp');
+    await settings.getByLabel(/Build every commit of a push/).check();
     await settings.getByRole('button', { name: 'Save' }).click();
     await eventually(() => page.locator('.facts').textContent()).toContain('polled every 30 s');
     expect(await page.locator('.facts').textContent()).toContain('not wip/**, tmp');
-    const stored = await stack.gql<{ node: { pollInterval: number; excludeBranches: string[] } }>(
-      'query ($id: ID!) { node(id: $id) { ... on Repository { pollInterval excludeBranches } } }',
+    expect(await page.locator('.facts').textContent()).toContain('every commit');
+    const stored = await stack.gql<{
+      node: { pollInterval: number; excludeBranches: string[]; buildEveryCommit: boolean };
+    }>(
+      'query ($id: ID!) { node(id: $id) { ... on Repository { pollInterval excludeBranches buildEveryCommit } } }',
       { id: decodeURIComponent(repositoryPage.split('/').pop()!) },
     );
-    expect(stored.node).toEqual({ pollInterval: 30, excludeBranches: ['wip/**', 'tmp'] });
+    expect(stored.node).toEqual({
+      pollInterval: 30,
+      excludeBranches: ['wip/**', 'tmp'],
+      buildEveryCommit: true,
+    });
     await page.screenshot({ path: screenshotPath('repository'), fullPage: true });
 
     await page.getByRole('button', { name: 'Delete' }).click();

@@ -32,6 +32,9 @@ export interface RepositorySettings {
   excludeBranches: string[];
   pollInterval: number | null;
   allowForkSecrets: boolean;
+  buildEveryCommit: boolean;
+  /** The name of the namespace's SSH key an ssh clone URL is fetched with; null: none. */
+  sshKey: string | null;
   forgeApiUrl: string | null;
   forgeRepository: string | null;
   /** Undefined: keep the stored token (edit); null: none, or remove it. */
@@ -49,6 +52,8 @@ interface RepositoryInitial {
   excludeBranches: string[];
   pollInterval: number | null;
   allowForkSecrets: boolean;
+  buildEveryCommit: boolean;
+  sshKey: string | null;
   forgeApiUrl: string | null;
   forgeRepository: string | null;
   hasForgeToken: boolean;
@@ -64,6 +69,8 @@ const FIELDS = [
   'excludeBranches',
   'pollInterval',
   'allowForkSecrets',
+  'buildEveryCommit',
+  'sshKey',
   'forgeApiUrl',
   'forgeRepository',
   'forgeToken',
@@ -112,6 +119,8 @@ export function RepositoryForm(props: {
   const [excludeBranches, setExcludeBranches] = createSignal(init?.excludeBranches.join(' ') ?? '');
   const [pollInterval, setPollInterval] = createSignal(init?.pollInterval?.toString() ?? '');
   const [allowForkSecrets, setAllowForkSecrets] = createSignal(init?.allowForkSecrets ?? false);
+  const [buildEveryCommit, setBuildEveryCommit] = createSignal(init?.buildEveryCommit ?? false);
+  const [sshKey, setSshKey] = createSignal(init?.sshKey ?? '');
   const [forgeApiUrl, setForgeApiUrl] = createSignal(init?.forgeApiUrl ?? '');
   const [forgeRepository, setForgeRepository] = createSignal(init?.forgeRepository ?? '');
   const [forgeToken, setForgeToken] = createSignal('');
@@ -177,6 +186,8 @@ export function RepositoryForm(props: {
       excludeBranches: globs(excludeBranches()),
       pollInterval: poll === '' ? null : Number(poll),
       allowForkSecrets: allowForkSecrets(),
+      buildEveryCommit: buildEveryCommit(),
+      sshKey: sshKey().trim() || null,
       forgeApiUrl: forge() === 'GENERIC' ? null : forgeApiUrl().trim() || null,
       forgeRepository: forge() === 'GENERIC' ? null : forgeRepository().trim() || null,
     };
@@ -262,6 +273,20 @@ export function RepositoryForm(props: {
         </Field>
       </div>
       <Field
+        field="sshKey"
+        label="SSH key (for ssh:// and git@host: URLs)"
+        hint="The name of one of the namespace's SSH keys whose public half the forge knows (a deploy key). Blank for https:// and file://."
+      >
+        <input
+          {...described('sshKey', true)}
+          autocomplete="off"
+          spellcheck={false}
+          value={sshKey()}
+          placeholder="deploy"
+          onInput={(e) => setSshKey(e.currentTarget.value)}
+        />
+      </Field>
+      <Field
         field="manifestPaths"
         label="Manifest paths"
         hint="One path or glob a line; every manifest found at a commit is a build. Blank: .kiln.yml and .kiln/*.yml."
@@ -304,6 +329,17 @@ export function RepositoryForm(props: {
             onInput={(e) => setExcludeBranches(e.currentTarget.value)}
           />
         </Field>
+      </div>
+      <div class="field" data-field="buildEveryCommit">
+        <label class="check">
+          <input
+            type="checkbox"
+            name="buildEveryCommit"
+            checked={buildEveryCommit()}
+            onChange={(e) => setBuildEveryCommit(e.currentTarget.checked)}
+          />
+          Build every commit of a push, oldest first (at most 50), not only its head
+        </label>
       </div>
       <div class="field" data-field="allowForkSecrets">
         <label class="check">

@@ -302,6 +302,18 @@ export default function RepositoryPage() {
                 </dd>
               </div>
               <div>
+                <dt>Pushes build</dt>
+                <dd>{r().buildEveryCommit ? 'every commit' : 'the head commit'}</dd>
+              </div>
+              <Show when={r().sshKey}>
+                {(key) => (
+                  <div>
+                    <dt>SSH key</dt>
+                    <dd>{key()}</dd>
+                  </div>
+                )}
+              </Show>
+              <div>
                 <dt>Forks' pull requests</dt>
                 <dd>{r().allowForkSecrets ? 'get secrets' : 'no secrets'}</dd>
               </div>

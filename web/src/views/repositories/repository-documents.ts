@@ -14,6 +14,8 @@ export const RepositoryFieldsFragment = graphql(`
     includeBranches
     excludeBranches
     allowForkSecrets
+    buildEveryCommit
+    sshKey
     pollInterval
     forgeApiUrl
     forgeRepository
