@@ -45,6 +45,7 @@ const ApiConfigSchema = z.object({
     .positive()
     .default(1024 * 1024),
   KILN_POLL_MIN_SECONDS: z.coerce.number().int().positive().default(10),
+  KILN_SCHEDULE_MIN_SECONDS: z.coerce.number().int().positive().default(60),
   KILN_POLL_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(60),
 });
 
@@ -76,6 +77,8 @@ export interface ApiConfig {
   maxBodyBytes: number;
   /** The smallest poll interval a repository may have, in seconds. */
   pollMinSeconds: number;
+  /** KILN_SCHEDULE_MIN_SECONDS: the shortest interval a cron schedule may fire at. */
+  scheduleMinSeconds: number;
   /** How long one check of a repository's remote may take before it is stopped, in ms. */
   pollTimeoutMs: number;
 }
@@ -118,6 +121,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       artifactMaxBytes: e.KILN_ARTIFACT_MAX_BYTES,
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
       pollMinSeconds: e.KILN_POLL_MIN_SECONDS,
+      scheduleMinSeconds: e.KILN_SCHEDULE_MIN_SECONDS,
       pollTimeoutMs: e.KILN_POLL_TIMEOUT_SECONDS * 1000,
     },
   };

@@ -14,6 +14,7 @@ import type { NamespaceService } from './modules/namespaces/namespaces.service.t
 import type { ObjectService } from './modules/objects/objects.service.ts';
 import type { ForgeEventService } from './modules/repositories/forge-events.service.ts';
 import type { RepositoryService } from './modules/repositories/repositories.service.ts';
+import type { ScheduleService } from './modules/schedules/schedules.service.ts';
 import type { UserService } from './modules/users/users.service.ts';
 
 export interface Services {
@@ -24,6 +25,7 @@ export interface Services {
   artifacts: ArtifactService;
   repositories: RepositoryService;
   forgeEvents: ForgeEventService;
+  schedules: ScheduleService;
 }
 
 export interface Context {

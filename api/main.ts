@@ -63,6 +63,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     publicUrl: config.publicUrl,
     mirrorsDir: path.join(config.dataDir, 'mirrors'),
     pollMinSeconds: config.pollMinSeconds,
+    scheduleMinSeconds: config.scheduleMinSeconds,
     pollTimeoutMs: config.pollTimeoutMs,
   });
   const { url } = await app.start(config.port, config.host);

@@ -9,6 +9,7 @@ import './modules/objects/objects.schema.ts';
 import './modules/repositories/forge-events.schema.ts';
 import './modules/repositories/repositories.schema.ts';
 import './modules/runners/runners.schema.ts';
+import './modules/schedules/schedules.schema.ts';
 import './modules/tokens/tokens.schema.ts';
 import './modules/users/users.schema.ts';
 import './modules/variables/variables.schema.ts';

@@ -47,6 +47,8 @@ import { ForgeEventService } from './modules/repositories/forge-events.service.t
 import { type CheckResult, Poller } from './modules/repositories/poller.ts';
 import { RepositoryService } from './modules/repositories/repositories.service.ts';
 import { StatusReporter } from './modules/repositories/statuses.ts';
+import { type Firing, ScheduleService } from './modules/schedules/schedules.service.ts';
+import { createScheduleTicker, type ScheduleTicker } from './modules/schedules/ticker.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
 import { schema } from './schema.ts';
 import { serveConsole } from './web-console.ts';
@@ -79,6 +81,10 @@ export interface AppDeps {
   pollMinSeconds?: number;
   /** KILN_POLL_TIMEOUT_SECONDS in ms; default 60 s. */
   pollTimeoutMs?: number;
+  /** KILN_SCHEDULE_MIN_SECONDS; default 60. */
+  scheduleMinSeconds?: number;
+  /** The longest the schedule ticker sleeps between two looks at the due schedules; default 1 s. */
+  scheduleMaxSleepMs?: number;
 }
 
 export interface App {
@@ -100,6 +106,8 @@ export interface App {
     pollRepositories(): Promise<CheckResult[]>;
     /** Reports to forges the builds whose status they have not been told; returns how many went well. */
     reportStatuses(): Promise<number>;
+    /** Claims and fires the due schedule slots (and those a dead replica left); says what became of each. */
+    fireSchedules(): Promise<Firing[]>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
   jobs: {
@@ -109,6 +117,8 @@ export interface App {
     forgeEvents: PeriodicJob;
     repositoryPoller: PeriodicJob;
     commitStatuses: PeriodicJob;
+    /** Fires due schedules; on every replica (the database decides which fires a slot). */
+    scheduler: ScheduleTicker;
   };
 }
 
@@ -184,9 +194,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     pollMinSeconds: deps.pollMinSeconds ?? 10,
   });
   const poller = new Poller({ orm, repositories, logger, timeoutMs: deps.pollTimeoutMs ?? 60_000 });
+  const scheduler = createScheduleTicker({
+    service: () => services.schedules,
+    logger,
+    maxSleepMs: deps.scheduleMaxSleepMs,
+  });
   const services = {
     builds,
     repositories,
+    schedules: new ScheduleService({
+      orm,
+      builds,
+      repositories,
+      logger,
+      minSeconds: deps.scheduleMinSeconds ?? 60,
+      onChange: () => scheduler.wake(),
+    }),
     forgeEvents: new ForgeEventService({
       orm,
       repositories,
@@ -291,6 +314,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     forgeEvents,
     repositoryPoller,
     commitStatuses,
+    scheduler,
   };
   const routes = createRoutes();
   routes
@@ -378,6 +402,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       curate: () => curator.curate(),
       pollRepositories: () => poller.checkDue(),
       reportStatuses: () => statuses.reportDue(),
+      fireSchedules: async () => (await services.schedules.tick()).firings,
     },
     jobs,
     async start(port, host = '127.0.0.1') {

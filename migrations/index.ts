@@ -8,6 +8,7 @@ import { Migration20261121220000_files } from './Migration20261121220000_files.t
 import { Migration20261202044603_leases } from './Migration20261202044603_leases.ts';
 import { Migration20261207234000_repositories } from './Migration20261207234000_repositories.ts';
 import { Migration20261208020000_repository_commits_keys } from './Migration20261208020000_repository_commits_keys.ts';
+import { Migration20261208020401_schedules } from './Migration20261208020401_schedules.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
@@ -19,4 +20,5 @@ export const migrationsList = [
     name: 'Migration20261208020000_repository_commits_keys',
     class: Migration20261208020000_repository_commits_keys,
   },
+  { name: 'Migration20261208020401_schedules', class: Migration20261208020401_schedules },
 ];

@@ -28,12 +28,6 @@ const contractFile =
  * fails while a landed name is still listed.
  */
 const PENDING = new Set<string>([
-  // (schedules): cron schedules.
-  ...['Namespace.schedules', 'BuildCause.schedule', 'BuildCause.scheduledFor'],
-  ...['Mutation.createSchedule', 'Mutation.updateSchedule', 'Mutation.deleteSchedule'],
-  ...['Schedule', 'CreateScheduleInput', 'CreateScheduleSuccess', 'CreateScheduleResult'],
-  ...['UpdateScheduleInput', 'UpdateScheduleSuccess', 'UpdateScheduleResult'],
-  ...['DeleteScheduleInput', 'DeleteScheduleSuccess', 'DeleteScheduleResult'],
   // (images): disk images for the qemu driver.
   ...['User.images', 'Namespace.images', 'Mutation.downloadImage', 'Subscription.imageUpdated'],
   ...['ImageStatus', 'Image', 'DownloadImageInput', 'DownloadImageSuccess', 'DownloadImageResult'],

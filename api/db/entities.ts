@@ -22,6 +22,7 @@ import {
   RepositorySchema,
 } from '../modules/repositories/repositories.entity.ts';
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
+import { ScheduleFiringSchema, ScheduleSchema } from '../modules/schedules/schedules.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
 import { VariableSchema } from '../modules/variables/variables.entity.ts';
@@ -49,4 +50,6 @@ export const entities = [
   RepositorySchema,
   ForgeEventSchema,
   RepositoryHeadSchema,
+  ScheduleSchema,
+  ScheduleFiringSchema,
 ];

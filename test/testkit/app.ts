@@ -76,6 +76,7 @@ export async function startTestApp(
     artifactMaxBytes?: number;
     pollMinSeconds?: number;
     pollTimeoutMs?: number;
+    scheduleMinSeconds?: number;
   } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
@@ -110,6 +111,7 @@ export async function startTestApp(
     artifactMaxBytes: opts.artifactMaxBytes,
     pollMinSeconds: opts.pollMinSeconds,
     pollTimeoutMs: opts.pollTimeoutMs,
+    scheduleMinSeconds: opts.scheduleMinSeconds,
     mirrorsDir,
   });
   let url: string | null = null;

@@ -61,6 +61,11 @@ export const BuildSchema = new EntitySchema<Build>({
       name: 'builds_repository_index',
       expression: `create index "builds_repository_index" on "builds" ((trigger_data->>'repositoryId'), "created_at") where (trigger_data->>'repositoryId') is not null`,
     },
+    {
+      // Builds of a schedule, newest first (Schedule.builds).
+      name: 'builds_schedule_index',
+      expression: `create index "builds_schedule_index" on "builds" ((trigger_data->>'scheduleId'), "created_at") where (trigger_data->>'scheduleId') is not null`,
+    },
   ],
   properties: {
     id: { type: 'uuid', primary: true },

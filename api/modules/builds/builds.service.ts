@@ -225,10 +225,24 @@ export class BuildService {
    * the caller) and sends it to the runners: compose, persist, publish.
    */
   async submit(em: EntityManager, request: SubmitRequest): Promise<Build> {
+    const { build, publish } = await this.prepare(em, request);
+    publish(em);
+    return build;
+  }
+
+  /**
+   * Writes the build (compose, persist) without sending it: for a caller that writes it inside a
+   * transaction of its own and must publish only after that commits (a schedule's firing). Should
+   * the caller die before `publish`, the build's outbox row, committed with it, is published by the
+   * sweeper. `publish` takes an entity manager outside the transaction.
+   */
+  async prepare(
+    em: EntityManager,
+    request: SubmitRequest,
+  ): Promise<{ build: Build; publish: (outside: EntityManager) => void }> {
     const composed = await this.compose(em, request);
     const build = await this.persist(em, request, composed);
-    this.publish(em, composed, build);
-    return build;
+    return { build, publish: (outside) => this.publish(outside, composed, build) };
   }
 
   /** The job message and the rows of a new build, its secrets sealed for the outbox. */
@@ -462,6 +476,8 @@ export class BuildService {
       namespaceId?: string | null;
       /** Only builds of this repository (their cause names it). */
       repositoryId?: string | null;
+      /** Only builds a schedule fired. */
+      scheduleId?: string | null;
     },
   ): Promise<Build[]> {
     const visible = access.visibleBuildsSql('b');
@@ -478,6 +494,10 @@ export class BuildService {
     if (opts.repositoryId) {
       where.push(`(b.trigger_data->>'repositoryId') = ?`);
       params.push(opts.repositoryId);
+    }
+    if (opts.scheduleId) {
+      where.push(`(b.trigger_data->>'scheduleId') = ?`);
+      params.push(opts.scheduleId);
     }
     if (opts.namespaceId) {
       where.push('b.namespace_id = ?');

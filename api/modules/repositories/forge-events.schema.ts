@@ -96,7 +96,7 @@ interface CauseView {
   data: Record<string, string>;
 }
 
-const BuildCauseRef = builder.objectRef<CauseView>('BuildCause').implement({
+export const BuildCauseRef = builder.objectRef<CauseView>('BuildCause').implement({
   description: "Why a build exists (GoCD's build cause): who or what asked, and for which commit.",
   fields: (t) => ({
     kind: t.field({ type: TriggerKindEnum, resolve: (c) => c.build.triggerKind }),

@@ -11,7 +11,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { Build } from '../builds/builds.entity.ts';
-import type { BuildService, Cause } from '../builds/builds.service.ts';
+import type { BuildService, Cause, SubmitRequest } from '../builds/builds.service.ts';
 import { SshKeySchema } from '../keys/keys.entity.ts';
 import { type Namespace, NamespaceSchema } from '../namespaces/namespaces.entity.ts';
 import { type ForgeTarget, forgeRequest } from './forge-api.ts';
@@ -61,7 +61,7 @@ export interface RepositoryServiceDeps {
 
 /** What a build at a commit is for, from whichever trigger asked for it. */
 export interface BuildTarget {
-  kind: 'MANUAL' | 'PUSH' | 'PULL';
+  kind: 'MANUAL' | 'PUSH' | 'PULL' | 'SCHEDULE';
   ref: string;
   commit: CommitInfo;
   url: string | null;
@@ -71,6 +71,10 @@ export interface BuildTarget {
   userId?: string;
   /** The forge event that asked for it. */
   eventId?: string;
+  /** More of the cause (a schedule's id and slot). */
+  causeData?: Record<string, string>;
+  /** Put before each build's comment (a schedule's name). */
+  commentPrefix?: string;
 }
 
 /** A push (a forge's, or a head a poll saw move): `before` is the ref's head before it, when known. */
@@ -375,6 +379,22 @@ export class RepositoryService {
     repo: Repository,
     target: BuildTarget,
   ): Promise<{ builds: Build[]; outcome: string; problems: string[] }> {
+    const prepared = await this.prepareCommit(em, repo, target);
+    const builds: Build[] = [];
+    for (const request of prepared.requests) builds.push(await this.deps.builds.submit(em, request));
+    return { builds, outcome: prepared.outcome(builds.length), problems: prepared.problems };
+  }
+
+  /**
+   * What building `target.commit` of `repo` would submit, read from the commit (fetched into the
+   * mirror), without submitting it: one request per valid manifest, the manifests refused and why,
+   * and the outcome in words once the caller says how many builds it made.
+   */
+  async prepareCommit(
+    em: EntityManager,
+    repo: Repository,
+    target: BuildTarget,
+  ): Promise<{ requests: SubmitRequest[]; problems: string[]; outcome: (built: number) => string }> {
     const mirror = this.mirror(repo);
     const { sha } = target.commit;
     const auth = await this.auth(em, repo);
@@ -385,11 +405,8 @@ export class RepositoryService {
         : { ...target.commit, ...(await mirror.commit(sha)) };
     const files = await mirror.filesMatching(sha, repo.manifestPaths);
     if (files.length === 0) {
-      return {
-        builds: [],
-        outcome: `no manifest at ${sha.slice(0, 12)} (looked for ${repo.manifestPaths.join(', ')})`,
-        problems: [],
-      };
+      const none = `no manifest at ${sha.slice(0, 12)} (looked for ${repo.manifestPaths.join(', ')})`;
+      return { requests: [], problems: [], outcome: () => none };
     }
     const namespace = await em.findOneOrFail(NamespaceSchema, { id: repo.namespace.id });
     const owner = namespace.owner;
@@ -401,7 +418,7 @@ export class RepositoryService {
         ]
       : [];
     const checkout = { url: repo.cloneUrl, ref: target.ref, sha, notices };
-    const builds: Build[] = [];
+    const requests: SubmitRequest[] = [];
     const problems: string[] = [];
     const subject = (commit.message ?? '').split('\n')[0]!.slice(0, 200);
     const tag = target.ref.replace(/^refs\/(heads|tags)\//, '');
@@ -414,7 +431,7 @@ export class RepositoryService {
       const validated = this.deps.builds.validate(
         {
           manifest: text,
-          comment: `${file}: ${subject}`,
+          comment: `${target.commentPrefix ?? ''}${file}: ${subject}`,
           tags: /^[a-zA-Z0-9_./-]{1,128}$/.test(tag) ? [tag] : [],
         },
         { checkout },
@@ -429,6 +446,7 @@ export class RepositoryService {
       const cause: Cause = {
         kind: target.kind,
         data: {
+          ...target.causeData,
           repositoryId: repo.id,
           manifestPath: file,
           ref: target.ref,
@@ -441,20 +459,23 @@ export class RepositoryService {
           ...(target.eventId ? { eventId: target.eventId } : {}),
         },
       };
-      builds.push(
-        await this.deps.builds.submit(em, {
-          owner: { id: owner.id },
-          namespace: { id: repo.namespace.id },
-          cause,
-          submission: validated.submission,
-          untrusted,
-          ...(auth ? { checkoutKey: auth.key } : {}),
-        }),
-      );
+      requests.push({
+        owner: { id: owner.id },
+        namespace: { id: repo.namespace.id },
+        cause,
+        submission: validated.submission,
+        untrusted,
+        ...(auth ? { checkoutKey: auth.key } : {}),
+      });
     }
-    const started = `started ${builds.length} build${builds.length === 1 ? '' : 's'}`;
-    const outcome = problems.length > 0 ? `${started}; refused ${problems.join('; ')}` : started;
-    return { builds, outcome, problems };
+    return {
+      requests,
+      problems,
+      outcome: (built) => {
+        const started = `started ${built} build${built === 1 ? '' : 's'}`;
+        return problems.length > 0 ? `${started}; refused ${problems.join('; ')}` : started;
+      },
+    };
   }
 
   /**
