@@ -290,6 +290,24 @@ const orInputError = <T>(
   throw new InputError(outcome.reason, outcome.path);
 };
 
+builder.queryField('scheduleTimes', (t) =>
+  t.field({
+    type: ['DateTime'],
+    description:
+      "The next times an expression fires in a zone (UTC when null), soonest first (5 by default, at most 100): a schedule form's live preview. An InputError names the field when the expression, the zone or its frequency (KILN_SCHEDULE_MIN_SECONDS) would be refused.",
+    args: { cron: t.arg.string({ required: true }), timezone: t.arg.string(), first: t.arg.int() },
+    errors: { types: [InputError], dataField: { name: 'times' } },
+    resolve: (_root, args, ctx) =>
+      orInputError(
+        ctx.services.schedules.preview(
+          args.cron,
+          args.timezone ?? 'UTC',
+          Math.min(Math.max(args.first ?? 5, 0), 100),
+        ),
+      ),
+  }),
+);
+
 builder.mutationFields((t) => ({
   createSchedule: t.field({
     type: CreateScheduleSuccess,

@@ -112,6 +112,24 @@ export class ScheduleService {
     return runsAfter(schedule.cron, schedule.timezone, from, count);
   }
 
+  /** The next `count` times `cron` fires in `zone`, or why a schedule with them would be refused. */
+  preview(cron: string, zone: string, count: number): Outcome<Date[]> {
+    const text = cron.trim().replace(/\s+/g, ' ');
+    const fail = (field: string, reason: string) => ({ ok: false as const, path: field, reason });
+    const cronProblem = checkCron(text);
+    if (cronProblem) return fail('cron', cronProblem);
+    const zoneProblem = checkZone(zone);
+    if (zoneProblem) return fail('timezone', zoneProblem);
+    const now = this.now();
+    const gap = shortestGapSeconds(text, zone, now);
+    if (gap < this.deps.minSeconds) return fail('cron', this.tooOften(text, gap));
+    return { ok: true, value: runsAfter(text, zone, now, count) };
+  }
+
+  private tooOften(cron: string, gap: number): string {
+    return `"${cron}" fires every ${gap} s at its most frequent; schedules fire at most every ${this.deps.minSeconds} s (KILN_SCHEDULE_MIN_SECONDS)`;
+  }
+
   /** Checks `input` on top of `current` (an update); the fields to store. */
   private async settle(
     em: EntityManager,
@@ -155,10 +173,7 @@ export class ScheduleService {
     const now = this.now();
     const gap = shortestGapSeconds(cron, timezone, now);
     if (gap < this.deps.minSeconds) {
-      return fail(
-        'cron',
-        `"${cron}" fires every ${gap} s at its most frequent; schedules fire at most every ${this.deps.minSeconds} s (KILN_SCHEDULE_MIN_SECONDS)`,
-      );
+      return fail('cron', this.tooOften(cron, gap));
     }
 
     // What it builds: a manifest, or a repository's branch; chosen on create, kept after.

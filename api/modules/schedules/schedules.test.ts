@@ -241,6 +241,19 @@ describe.runIf(available('postgres'))('schedules', () => {
     }
   });
 
+  it('previews the times of an expression before it is saved, or says what is wrong', async () => {
+    const query = `query ($cron: String!, $tz: String) { scheduleTimes(cron: $cron, timezone: $tz, first: 3) {
+      __typename ... on ScheduleTimesSuccess { times } ... on InputError { message path } } }`;
+    const before = new Date();
+    const ok = await gql(a, query, { cron: '15 8 * * 1-5', tz: 'Asia/Tokyo' });
+    expect(ok.scheduleTimes).toEqual({
+      __typename: 'ScheduleTimesSuccess',
+      times: nodeScheduleRuns('15 8 * * 1-5', 'Asia/Tokyo', before, 3),
+    });
+    const bad = await gql(a, query, { cron: '15 8 * * 1-5', tz: 'Tokyo' });
+    expect(bad.scheduleTimes).toMatchObject({ __typename: 'InputError', path: 'timezone' });
+  });
+
   it('fires each slot exactly once with two apps on one database, and stops when paused', async () => {
     b = await startTestApp({ db: a.db, prefix: a.prefix, scheduleMinSeconds: 1 });
     // Both tickers run: each app claims what it can, the database decides.
