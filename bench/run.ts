@@ -3,7 +3,7 @@
  * throughput, memory, and load (many subscribers, a deep queue, a fixed submit rate) of a real Kiln, once distributed (PostgreSQL + RabbitMQ, `kiln serve` + `kiln runner`) and once
  * embedded (`kiln start`), each figure next to a raw baseline measured in the same run.
  *
- *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e,f,g,h,i,j] [--quick] [--cpu-prof=DIR] [--readme]
+ *   npm run bench [-- --mode=distributed|embedded] [--only=a,b,c,d,e,f,g,h,i,j,k] [--quick] [--cpu-prof=DIR] [--readme]
  *
  * --only, --quick (smaller counts) and --cpu-prof (every Kiln process writes a .cpuprofile into DIR
  * when it stops) are for working on one figure, not for publishing figures; --readme writes the
@@ -39,6 +39,7 @@ import {
   ticksScript,
   typenameThroughput,
 } from './measures.ts';
+import { measureSchedules, SCHEDULES_NOTES } from './schedules.ts';
 import { fmt, percentile, ratio } from './stats.ts';
 import { measureWebhook, WEBHOOK_NOTES } from './webhook.ts';
 
@@ -54,7 +55,7 @@ const extraEnv: Record<string, string> = profileDir
     }
   : {};
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']);
+const only = new Set(onlyArg ? onlyArg.split(',') : ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k']);
 const modes: Mode[] =
   modeArg === 'distributed' || modeArg === 'embedded' ? [modeArg] : ['distributed', 'embedded'];
 
@@ -199,6 +200,15 @@ async function measureMode(mode: Mode): Promise<void> {
   if (only.has('h')) await measureDrain(load);
   if (only.has('i')) await measureOpenLoop(load);
   if (only.has('j')) await measureWebhook({ client, samples: quick ? 10 : 30, add, log });
+  if (only.has('k')) {
+    await measureSchedules({
+      client,
+      count: quick ? 200 : 1000,
+      rawDatabase: () => deployment.rawDatabase(),
+      add,
+      log,
+    });
+  }
   log(`done, stopping`);
 }
 
@@ -344,7 +354,7 @@ async function main(): Promise<number> {
   }
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}), shared with other work, Node ${process.version}`;
   const date = new Date().toISOString().slice(0, 10);
-  const report = `${table()}\n\n${BASELINES}\n\n${LOAD_NOTES}\n\n${WEBHOOK_NOTES}`;
+  const report = `${table()}\n\n${BASELINES}\n\n${LOAD_NOTES}\n\n${WEBHOOK_NOTES}\n\n${SCHEDULES_NOTES}`;
   console.log(`\n${report}\n\nMeasured ${date} on ${machine}${quick ? ' (--quick: smaller counts)' : ''}.`);
   if (failures.length > 0) {
     failed = true;

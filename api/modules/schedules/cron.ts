@@ -18,8 +18,14 @@ export const ALIASES: Record<string, string> = {
   '@hourly': '0 * * * *',
 };
 
-/** How many coming runs the shortest interval of an expression is looked for in. */
-const GAP_SAMPLE = 100;
+/**
+ * How many coming runs the shortest interval of an expression is looked for in: a full cycle of the
+ * finest field (at most 60 values) and the step into the next one. Runs past GAP_SPAN_MS are not
+ * looked at: by then every month and weekday has come round, and a sparse expression (a yearly one)
+ * would otherwise cost a century of iterations.
+ */
+const GAP_SAMPLE = 62;
+const GAP_SPAN_MS = 400 * 86_400_000;
 
 const expand = (cron: string): string => ALIASES[cron.trim().toLowerCase()] ?? cron.trim();
 
@@ -76,12 +82,29 @@ export function lastRunAtOrBefore(cron: string, zone: string, at: Date): Date {
   return prev;
 }
 
+/**
+ * Whether `cron` may fire more often than every `seconds`: an expression without seconds fires at
+ * most once a minute and an alias at most once an hour, so only the others are sampled.
+ */
+export function firesMoreOftenThan(cron: string, zone: string, from: Date, seconds: number): number | null {
+  const text = cron.trim();
+  const floor = text.startsWith('@') ? 3600 : text.split(/\s+/).length === 5 ? 60 : 1;
+  if (floor >= seconds) return null;
+  const gap = shortestGapSeconds(text, zone, from);
+  return gap < seconds ? gap : null;
+}
+
 /** The shortest time, in seconds, between two of the next runs of `cron` in `zone` after `from`. */
 export function shortestGapSeconds(cron: string, zone: string, from: Date): number {
-  const runs = runsAfter(cron, zone, from, GAP_SAMPLE);
+  const it = parser.parseExpression(expand(cron), { currentDate: from, tz: zone });
   let shortest = Number.POSITIVE_INFINITY;
-  for (let i = 1; i < runs.length; i++) {
-    shortest = Math.min(shortest, (runs[i]!.getTime() - runs[i - 1]!.getTime()) / 1000);
+  let previous = it.next().toDate().getTime();
+  const end = previous + GAP_SPAN_MS;
+  for (let i = 1; i < GAP_SAMPLE; i++) {
+    const next = it.next().toDate().getTime();
+    shortest = Math.min(shortest, (next - previous) / 1000);
+    if (next > end) break;
+    previous = next;
   }
   return shortest;
 }

@@ -25,7 +25,7 @@ import { lsRemote } from '../repositories/git.ts';
 import { type Repository, RepositorySchema } from '../repositories/repositories.entity.ts';
 import type { Outcome, RepositoryService } from '../repositories/repositories.service.ts';
 import { type User, UserSchema } from '../users/users.entity.ts';
-import { checkCron, checkZone, lastRunAtOrBefore, runsAfter, shortestGapSeconds } from './cron.ts';
+import { checkCron, checkZone, firesMoreOftenThan, lastRunAtOrBefore, runsAfter } from './cron.ts';
 import { type Schedule, ScheduleSchema } from './schedules.entity.ts';
 
 /** Djinn's batch: at most this many due schedules are claimed by one tick. */
@@ -71,6 +71,12 @@ export interface Firing {
   state: 'fired' | 'skipped' | 'failed' | 'lost';
   outcome: string;
   builds: string[];
+}
+
+/** What the firings of one tick share: owners' access to namespaces, manifests parsed and planned. */
+interface TickCache {
+  access: Map<string, Promise<string | null>>;
+  manifests: Map<string, ReturnType<BuildService['validate']>>;
 }
 
 interface Claimed {
@@ -121,8 +127,8 @@ export class ScheduleService {
     const zoneProblem = checkZone(zone);
     if (zoneProblem) return fail('timezone', zoneProblem);
     const now = this.now();
-    const gap = shortestGapSeconds(text, zone, now);
-    if (gap < this.deps.minSeconds) return fail('cron', this.tooOften(text, gap));
+    const gap = firesMoreOftenThan(text, zone, now, this.deps.minSeconds);
+    if (gap !== null) return fail('cron', this.tooOften(text, gap));
     return { ok: true, value: runsAfter(text, zone, now, count) };
   }
 
@@ -171,8 +177,8 @@ export class ScheduleService {
     const zoneProblem = checkZone(timezone);
     if (zoneProblem) return fail('timezone', zoneProblem);
     const now = this.now();
-    const gap = shortestGapSeconds(cron, timezone, now);
-    if (gap < this.deps.minSeconds) {
+    const gap = firesMoreOftenThan(cron, timezone, now, this.deps.minSeconds);
+    if (gap !== null) {
       return fail('cron', this.tooOften(cron, gap));
     }
 
@@ -300,11 +306,12 @@ export class ScheduleService {
   async tick(): Promise<{ firings: Firing[]; soonest: Date | null }> {
     const claimed = [...(await this.claim()), ...(await this.reclaim())];
     const firings: Firing[] = [];
+    const cache: TickCache = { access: new Map(), manifests: new Map() };
     let next = 0;
     const worker = async () => {
       while (next < claimed.length) {
         const slot = claimed[next++]!;
-        firings.push(await this.fire(slot));
+        firings.push(await this.fire(slot, cache));
       }
     };
     await Promise.all(Array.from({ length: Math.min(FIRE_CONCURRENCY, claimed.length) }, worker));
@@ -329,15 +336,26 @@ export class ScheduleService {
         [now, BATCH_SIZE],
       );
       if (due.length === 0) return [];
+      // Schedules share expressions (a thousand @daily ones): each is computed once a tick.
+      const times = new Map<string, { latest: Date; next: Date }>();
+      const timesOf = (cron: string, zone: string) => {
+        const key = `${cron}\u0000${zone}`;
+        let found = times.get(key);
+        if (!found) {
+          found = { latest: lastRunAtOrBefore(cron, zone, now), next: runsAfter(cron, zone, now, 1)[0]! };
+          times.set(key, found);
+        }
+        return found;
+      };
       const rows = due.map((s) => {
         const dueAt = new Date(s.next_run_at);
         let slot = dueAt;
         let next: Date;
         try {
-          // Missed slots collapse into the latest one due.
-          const latest = lastRunAtOrBefore(s.cron, s.timezone, now);
+          // Missed slots collapse into the latest one due; the next run is the first after now.
+          const { latest, next: after } = timesOf(s.cron, s.timezone);
           if (latest > slot) slot = latest;
-          next = runsAfter(s.cron, s.timezone, now > slot ? now : slot, 1)[0]!;
+          next = after > slot ? after : runsAfter(s.cron, s.timezone, slot, 1)[0]!;
         } catch (error) {
           // An expression that no longer computes (it was checked when stored): fire once, then stop.
           this.deps.logger.error({ err: error, schedule: s.id }, 'a schedule cannot compute its times');
@@ -386,7 +404,7 @@ export class ScheduleService {
   }
 
   /** Step 2 for one slot; never throws (a failure leaves it pending, for step 3). */
-  private async fire(claimed: Claimed): Promise<Firing> {
+  private async fire(claimed: Claimed, cache: TickCache): Promise<Firing> {
     const result = (state: Firing['state'], outcome: string, builds: string[] = []): Firing => ({
       id: claimed.id,
       scheduleId: claimed.schedule_id,
@@ -400,7 +418,13 @@ export class ScheduleService {
     try {
       const schedule = await em.findOne(ScheduleSchema, { id: claimed.schedule_id });
       if (!schedule) return result('lost', 'the schedule was deleted');
-      const stop = await this.whyNot(em, schedule);
+      const accessKey = `${schedule.owner.id}:${schedule.namespace?.id ?? ''}`;
+      let why = cache.access.get(accessKey);
+      if (!why) {
+        why = this.whyNot(em, schedule);
+        cache.access.set(accessKey, why);
+      }
+      const stop = await why;
       if (stop) {
         await em.execute(
           `update schedules set enabled = false, next_run_at = null, problem = ? where id = ?`,
@@ -409,7 +433,7 @@ export class ScheduleService {
         this.deps.logger.warn({ schedule: schedule.id, reason: stop }, 'stopped a schedule');
         return this.settle1(em, result('failed', `stopped: ${stop}`));
       }
-      const prepared = await this.prepare(em, schedule, claimed);
+      const prepared = await this.prepare(em, schedule, claimed, cache);
       if ('skip' in prepared) {
         await em.execute('update schedules set problem = ? where id = ?', [prepared.problem, schedule.id]);
         return this.settle1(em, result(prepared.state, prepared.skip));
@@ -490,6 +514,7 @@ export class ScheduleService {
     em: EntityManager,
     schedule: Schedule,
     claimed: Claimed,
+    cache: TickCache,
   ): Promise<
     | {
         requests: SubmitRequest[];
@@ -507,22 +532,24 @@ export class ScheduleService {
       ...(claimed.late ? { late: 'true' } : {}),
     };
     if (schedule.manifest !== null) {
-      const validated = this.deps.builds.validate({
-        manifest: schedule.manifest,
-        comment: `${schedule.name}: ${slot}${late}`.slice(0, 1000),
-        tags: [],
-      });
+      // Schedules share manifests: each is parsed and planned once a tick (a submission is only read).
+      let validated = cache.manifests.get(schedule.manifest);
+      if (!validated) {
+        validated = this.deps.builds.validate({ manifest: schedule.manifest, comment: null, tags: [] });
+        cache.manifests.set(schedule.manifest, validated);
+      }
       if (!validated.ok) {
         const reason = `refused: ${validated.problems[0]!.message}`;
         return { skip: reason, state: 'failed', problem: `the last firing was ${reason}` };
       }
+      const comment = `${schedule.name}: ${slot}${late}`.slice(0, 1000);
       return {
         requests: [
           {
             owner: { id: schedule.owner.id },
             namespace: schedule.namespace ? { id: schedule.namespace.id } : null,
             cause: { kind: 'SCHEDULE', data: causeData },
-            submission: validated.submission,
+            submission: { ...validated.submission, comment },
           },
         ],
         outcome: (built) => `started ${built} build${built === 1 ? '' : 's'}${late}`,
