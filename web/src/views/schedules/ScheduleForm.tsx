@@ -451,7 +451,7 @@ function SchedulePreview(props: { preview: Preview; zone: string; local: string;
                     <span class="preview-local muted">
                       {props.local === props.zone
                         ? 'your time too'
-                        : `your time: ${formatInZone(t, props.local) ?? t}`}
+                        : `your time (${props.local}): ${formatInZone(t, props.local) ?? t}`}
                     </span>
                     <span class="preview-ago muted">{formatAgo(t, props.now)}</span>
                   </li>
