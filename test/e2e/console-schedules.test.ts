@@ -401,6 +401,28 @@ describe.runIf(ready)('the console pages for schedules', () => {
     });
   });
 
+  it("shows a schedule's problem prominently in the list, and deletes it from its row", async () => {
+    const made = await stack.gql<{ createSchedule: { __typename: string } }>(
+      `mutation ($repositoryId: ID!) { createSchedule(input: { namespace: "team", name: "broken",
+        cron: "* * * * * *", repositoryId: $repositoryId, branch: "no-such-branch" }) { __typename } }`,
+      { repositoryId },
+    );
+    expect(made.createSchedule.__typename).toBe('CreateScheduleSuccess');
+    await page.goto(`${stack.url}/namespaces/admin/team#schedules`);
+    const broken = row('broken');
+    await expect
+      .poll(() => broken.getByTestId('schedule-problem').textContent(), { timeout: 20_000 })
+      .toContain('the repository has no branch no-such-branch');
+    expect(await broken.getByTestId('schedule-problem').getAttribute('role')).toBe('alert');
+    expect(await row('weekly').getByTestId('schedule-problem').count()).toBe(0);
+    await page.screenshot({ path: screenshotPath('schedule-problem'), fullPage: true });
+
+    page.once('dialog', (d) => void d.accept());
+    await broken.getByRole('button', { name: 'Delete broken' }).click();
+    await eventually(() => broken.count()).toBe(0);
+    expect(await scheduleNamed('broken')).toBeUndefined();
+  });
+
   it("keeps the viewer's own schedules on the Schedules page, building a manifest only", async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Schedules' }).click();
     await page.waitForURL(/\/schedules$/);

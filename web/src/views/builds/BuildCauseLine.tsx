@@ -14,6 +14,11 @@ import type { BuildCauseFragment } from './build-fragments.ts';
  */
 export function BuildCauseLine(props: { build: ResultOf<typeof BuildCauseFragment> }) {
   const c = () => props.build.cause;
+  /** The slot as the schedule's zone reads it, for the hover. */
+  const inScheduleZone = (at: string) => {
+    const s = c().schedule;
+    return s ? `${formatInZone(at, s.timezone) ?? at} (${s.timezone})` : at;
+  };
   return (
     <p class="cause muted" data-testid="build-cause">
       <span class="cause-kind">{kindWords(c().kind)}</span>
@@ -97,14 +102,7 @@ export function BuildCauseLine(props: { build: ResultOf<typeof BuildCauseFragmen
                 )}
               </Show>{' '}
               for{' '}
-              <time
-                datetime={at()}
-                title={
-                  c().schedule
-                    ? `${formatInZone(at(), c().schedule!.timezone)} (${c().schedule!.timezone})`
-                    : at()
-                }
-              >
+              <time datetime={at()} title={inScheduleZone(at())}>
                 {formatDate(at())}
               </time>
             </span>
