@@ -171,8 +171,13 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+export interface StackOptions {
+  /** KILN_SCHEDULE_MIN_SECONDS for serve (its default, 60, when absent): 1 lets a schedule fire every second. */
+  scheduleMinSeconds?: number;
+}
+
 /** `kiln serve` and one `kiln runner` on a fresh database and broker prefix. */
-export async function startStack(): Promise<Stack> {
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const token = `kiln_${randomBytes(16).toString('hex')}`;
   const prefix = `e2e-${randomBytes(4).toString('hex')}`;
   const db: TestDatabase = await createTestDatabase();
@@ -190,7 +195,10 @@ export async function startStack(): Promise<Stack> {
   };
   const processes: KilnProcess[] = [];
   try {
-    const serve = await startServe('serve', env);
+    const serve = await startServe('serve', {
+      ...env,
+      ...(opts.scheduleMinSeconds ? { KILN_SCHEDULE_MIN_SECONDS: String(opts.scheduleMinSeconds) } : {}),
+    });
     processes.push(serve);
     const runner = spawnKiln('runner', ['runner'], {
       ...env,

@@ -26,6 +26,8 @@ const SecretsPage = lazy(() => import('./views/secrets/SecretsPanel.tsx'));
 const RepositoryPage = lazy(() => import('./views/repositories/RepositoryPage.tsx'));
 const RunnersPage = lazy(() => import('./views/runners/RunnersPage.tsx'));
 const AccountPage = lazy(() => import('./views/account/AccountPage.tsx'));
+const SchedulesPage = lazy(() => import('./views/schedules/SchedulesPage.tsx'));
+const SchedulePage = lazy(() => import('./views/schedules/SchedulePage.tsx'));
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
 
@@ -112,6 +114,7 @@ function Shell(props: RouteSectionProps) {
             </A>
             <A href="/builds/new">New build</A>
             <A href="/namespaces">Namespaces</A>
+            <A href="/schedules">Schedules</A>
             <A href="/variables">Variables</A>
             <A href="/tokens">Tokens</A>
             <A href="/runners">Runners</A>
@@ -171,6 +174,8 @@ export function App() {
       <Route path="/namespaces" component={NamespacesPage} />
       <Route path="/namespaces/:owner/*path" component={NamespacePage} />
       <Route path="/repositories/:id" component={RepositoryPage} />
+      <Route path="/schedules" component={SchedulesPage} />
+      <Route path="/schedules/:id" component={SchedulePage} />
       <Route path="/variables" component={SecretsPage} />
       <Route path="/runners" component={RunnersPage} />
       <Route path="/account" component={AccountPage} />

@@ -40,6 +40,13 @@ export const BuildCauseFragment = graphql(`
         id
         name
       }
+      schedule {
+        id
+        name
+        timezone
+      }
+      scheduledFor
+      late
     }
   }
 `);

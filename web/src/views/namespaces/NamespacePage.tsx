@@ -4,6 +4,7 @@ import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
 import { RepositoriesPanel } from '../repositories/RepositoriesPanel.tsx';
+import { SchedulesPanel } from '../schedules/SchedulesPanel.tsx';
 import { SecretsPanel } from '../secrets/SecretsPanel.tsx';
 import { namespaceHref } from './NamespacesPage.tsx';
 
@@ -192,6 +193,9 @@ export default function NamespacePage() {
                 <a class="button" href="#repositories">
                   Repositories
                 </a>
+                <a class="button" href="#schedules">
+                  Schedules
+                </a>
                 <A class="button" href={`/builds?namespace=${encodeURIComponent(ref())}`}>
                   Builds
                 </A>
@@ -233,6 +237,7 @@ export default function NamespacePage() {
               </Show>
             </section>
             <RepositoriesPanel namespace={ref()} canWrite={n().canWrite} />
+            <SchedulesPanel namespace={ref()} canWrite={n().canWrite} />
             <section aria-labelledby="children-heading">
               <h2 id="children-heading">Children</h2>
               <Show when={n().children.length > 0} fallback={<p class="muted">No child namespaces.</p>}>
