@@ -1,6 +1,13 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // graphql ships CommonJS (main) and ESM (module) builds without an exports map: Node, and so
+    // Pothos and yoga, load the CommonJS one, Vite would hand our own imports the ESM one, and a
+    // schema built by one is "from another module or realm" to the other's validate and subscribe.
+    alias: [{ find: /^graphql$/, replacement: createRequire(import.meta.url).resolve('graphql') }],
+  },
   test: {
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -46,6 +46,7 @@ const ApiConfigSchema = z.object({
     .default(1024 * 1024),
   KILN_POLL_MIN_SECONDS: z.coerce.number().int().positive().default(10),
   KILN_SCHEDULE_MIN_SECONDS: z.coerce.number().int().positive().default(60),
+  KILN_ALLOW_PRIVATE_URLS: z.enum(['true', 'false']).default('false'),
   KILN_POLL_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(60),
 });
 
@@ -79,6 +80,8 @@ export interface ApiConfig {
   pollMinSeconds: number;
   /** KILN_SCHEDULE_MIN_SECONDS: the shortest interval a cron schedule may fire at. */
   scheduleMinSeconds: number;
+  /** KILN_ALLOW_PRIVATE_URLS: outgoing webhooks may reach loopback and private addresses. */
+  allowPrivateUrls: boolean;
   /** How long one check of a repository's remote may take before it is stopped, in ms. */
   pollTimeoutMs: number;
 }
@@ -122,6 +125,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
       pollMinSeconds: e.KILN_POLL_MIN_SECONDS,
       scheduleMinSeconds: e.KILN_SCHEDULE_MIN_SECONDS,
+      allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS === 'true',
       pollTimeoutMs: e.KILN_POLL_TIMEOUT_SECONDS * 1000,
     },
   };

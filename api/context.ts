@@ -16,6 +16,7 @@ import type { ForgeEventService } from './modules/repositories/forge-events.serv
 import type { RepositoryService } from './modules/repositories/repositories.service.ts';
 import type { ScheduleService } from './modules/schedules/schedules.service.ts';
 import type { UserService } from './modules/users/users.service.ts';
+import type { WebhookService } from './modules/webhooks/webhooks.service.ts';
 
 export interface Services {
   builds: BuildService;
@@ -26,6 +27,7 @@ export interface Services {
   repositories: RepositoryService;
   forgeEvents: ForgeEventService;
   schedules: ScheduleService;
+  webhooks: WebhookService;
 }
 
 export interface Context {

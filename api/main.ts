@@ -64,6 +64,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     mirrorsDir: path.join(config.dataDir, 'mirrors'),
     pollMinSeconds: config.pollMinSeconds,
     scheduleMinSeconds: config.scheduleMinSeconds,
+    allowPrivateUrls: config.allowPrivateUrls,
     pollTimeoutMs: config.pollTimeoutMs,
   });
   const { url } = await app.start(config.port, config.host);

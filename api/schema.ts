@@ -13,5 +13,6 @@ import './modules/schedules/schedules.schema.ts';
 import './modules/tokens/tokens.schema.ts';
 import './modules/users/users.schema.ts';
 import './modules/variables/variables.schema.ts';
+import './modules/webhooks/webhooks.schema.ts';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -50,6 +50,7 @@ import { StatusReporter } from './modules/repositories/statuses.ts';
 import { type Firing, ScheduleService } from './modules/schedules/schedules.service.ts';
 import { createScheduleTicker, type ScheduleTicker } from './modules/schedules/ticker.ts';
 import { SESSION_TTL_MS, UserService } from './modules/users/users.service.ts';
+import { WebhookRunner, WebhookService } from './modules/webhooks/webhooks.service.ts';
 import { schema } from './schema.ts';
 import { serveConsole } from './web-console.ts';
 
@@ -85,6 +86,8 @@ export interface AppDeps {
   scheduleMinSeconds?: number;
   /** The longest the schedule ticker sleeps between two looks at the due schedules; default 1 s. */
   scheduleMaxSleepMs?: number;
+  /** KILN_ALLOW_PRIVATE_URLS: outgoing webhooks may reach loopback and private addresses. */
+  allowPrivateUrls?: boolean;
 }
 
 export interface App {
@@ -108,6 +111,8 @@ export interface App {
     reportStatuses(): Promise<number>;
     /** Claims and fires the due schedule slots (and those a dead replica left); says what became of each. */
     fireSchedules(): Promise<Firing[]>;
+    /** Sends the due webhook deliveries now; returns how many were delivered. */
+    sendWebhooks(): Promise<number>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
   jobs: {
@@ -119,6 +124,10 @@ export interface App {
     commitStatuses: PeriodicJob;
     /** Fires due schedules; on every replica (the database decides which fires a slot). */
     scheduler: ScheduleTicker;
+    /** Runs the active webhooks' subscriptions, storing each result (one serve: the leader). */
+    webhookSubscriptions: PeriodicJob;
+    /** Sends due webhook deliveries (every serve; each delivery is claimed by one). */
+    webhookSender: PeriodicJob;
   };
 }
 
@@ -194,6 +203,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     pollMinSeconds: deps.pollMinSeconds ?? 10,
   });
   const poller = new Poller({ orm, repositories, logger, timeoutMs: deps.pollTimeoutMs ?? 60_000 });
+  let webhookSubscriptions: PeriodicJob | null = null;
+  let webhookSender: PeriodicJob | null = null;
   const scheduler = createScheduleTicker({
     service: () => services.schedules,
     logger,
@@ -209,6 +220,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       logger,
       minSeconds: deps.scheduleMinSeconds ?? 60,
       onChange: () => scheduler.wake(),
+    }),
+    webhooks: new WebhookService({
+      orm,
+      secrets: deps.secrets,
+      logger,
+      schema: () => schema,
+      allowPrivateUrls: deps.allowPrivateUrls ?? false,
+      onDelivery: () => void webhookSender?.tick(),
+      onChange: () => void webhookSubscriptions?.tick(),
     }),
     forgeEvents: new ForgeEventService({
       orm,
@@ -307,6 +327,49 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     logger,
     leaderOnly: { databaseUrl: database.url },
   });
+  // The webhooks' subscriptions run on one serve (they would each deliver every result otherwise);
+  // a serve that stops leading stops its subscriptions at its sender's next tick.
+  const webhookRunner = new WebhookRunner({
+    orm,
+    service: () => services.webhooks,
+    schema: () => schema,
+    logger,
+    contextFor: (auth) => {
+      const em = orm.em.fork();
+      return {
+        em,
+        orm,
+        auth,
+        access: new Access(em, auth),
+        secrets: deps.secrets,
+        pubsub,
+        services,
+        logger,
+        setCookies: [],
+        secure: false,
+      };
+    },
+  });
+  let ledWebhooksAt = 0;
+  webhookSubscriptions = every({
+    name: 'webhook-subscriptions',
+    intervalMs: 2_000,
+    run: async () => {
+      ledWebhooksAt = Date.now();
+      await webhookRunner.reconcile();
+    },
+    logger,
+    leaderOnly: { databaseUrl: database.url },
+  });
+  webhookSender = every({
+    name: 'webhook-sender',
+    intervalMs: 1_000,
+    run: async () => {
+      if (webhookRunner.size > 0 && Date.now() - ledWebhooksAt > 6_000) webhookRunner.stopAll();
+      await services.webhooks.sendDue();
+    },
+    logger,
+  });
   const jobs = {
     outboxSweeper: sweeper.job,
     watchdog: watchdog.job,
@@ -315,6 +378,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     repositoryPoller,
     commitStatuses,
     scheduler,
+    webhookSubscriptions,
+    webhookSender,
   };
   const routes = createRoutes();
   routes
@@ -403,6 +468,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       pollRepositories: () => poller.checkDue(),
       reportStatuses: () => statuses.reportDue(),
       fireSchedules: async () => (await services.schedules.tick()).firings,
+      sendWebhooks: () => services.webhooks.sendDue(),
     },
     jobs,
     async start(port, host = '127.0.0.1') {

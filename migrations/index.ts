@@ -9,6 +9,7 @@ import { Migration20261202044603_leases } from './Migration20261202044603_leases
 import { Migration20261207234000_repositories } from './Migration20261207234000_repositories.ts';
 import { Migration20261208020000_repository_commits_keys } from './Migration20261208020000_repository_commits_keys.ts';
 import { Migration20261208020401_schedules } from './Migration20261208020401_schedules.ts';
+import { Migration20261208023833_webhooks } from './Migration20261208023833_webhooks.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
@@ -21,4 +22,5 @@ export const migrationsList = [
     class: Migration20261208020000_repository_commits_keys,
   },
   { name: 'Migration20261208020401_schedules', class: Migration20261208020401_schedules },
+  { name: 'Migration20261208023833_webhooks', class: Migration20261208023833_webhooks },
 ];

@@ -95,7 +95,13 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
     key: {} as Partial<Record<Who, string>>,
     object: {} as Partial<Record<Who, string>>,
     repository: {} as Partial<Record<Who, string>>,
+    schedule: {} as Partial<Record<Who, string>>,
+    webhook: {} as Partial<Record<Who, string>>,
   };
+  /** A schedule and a webhook of the owner's namespace, and a delivery of that webhook. */
+  let scheduleId = '';
+  let webhookId = '';
+  let deliveryId = '';
   /** A git repository of the owner's namespace, and a ping a forge posted for it. */
   let gitDir = '';
   let remoteUrl = '';
@@ -160,7 +166,7 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
   }
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ allowPrivateUrls: true });
     for (const who of ['owner', 'collaborator', 'outsider'] as const)
       tokens[who] = await signUpAndLogIn(t, who);
     const owner = (q: string, v: Record<string, unknown> = {}) =>
@@ -266,6 +272,35 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       body,
     });
     forgeEventId = ((await pinged.json()) as { event: string }).event;
+    const schedule = async (name: string) => {
+      const res = await owner(
+        `mutation ($m: String!, $name: String!) { createSchedule(input: { namespace: "team", name: $name, cron: "@daily", manifest: $m }) {
+          ... on CreateScheduleSuccess { schedule { id } } } }`,
+        { m: MANIFEST, name },
+      );
+      return (res.data!.createSchedule as { schedule: { id: string } }).schedule.id;
+    };
+    scheduleId = await schedule('shared');
+    const webhook = async () => {
+      const res = await owner(
+        `mutation { createWebhook(input: { namespace: "team", url: "http://127.0.0.1:9/hook", subscription: "subscription { buildsUpdated { id } }" }) {
+          ... on CreateWebhookSuccess { webhook { id } } } }`,
+      );
+      return (res.data!.createWebhook as { webhook: { id: string } }).webhook.id;
+    };
+    webhookId = await webhook();
+    for (const who of WHO) {
+      secretIds.schedule[who] = await schedule(`del${who}`);
+      secretIds.webhook[who] = await webhook();
+    }
+    const delivery = crypto.randomUUID();
+    await t.orm.em
+      .fork()
+      .execute(
+        `insert into webhook_deliveries (id, webhook_id, payload, state, attempts, created_at) values (?, ?, '{}', 'failed', 1, now())`,
+        [delivery, decodeGlobalID(webhookId).id],
+      );
+    deliveryId = Buffer.from(`WebhookDelivery:${delivery}`).toString('base64');
   });
 
   afterAll(async () => {
@@ -649,6 +684,95 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
             {
               id: repositoryId,
             },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Query.scheduleTimes': {
+      // A computation on what the caller sends: anyone may ask.
+      run: async (who) =>
+        judge('scheduleTimes', await gql(who, 'query { scheduleTimes(cron: "@daily") { __typename } }')),
+      expect: everyone('ok'),
+    },
+    'Mutation.createSchedule': {
+      run: async (who) =>
+        judge(
+          'createSchedule',
+          await gql(
+            who,
+            `mutation ($m: String!) { createSchedule(input: { namespace: "owner@team", name: "c${who}", cron: "@daily", manifest: $m }) { __typename } }`,
+            { m: MANIFEST },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.updateSchedule': {
+      run: async (who) =>
+        judge(
+          'updateSchedule',
+          await gql(
+            who,
+            'mutation ($id: ID!) { updateSchedule(input: { id: $id, timezone: "UTC" }) { __typename } }',
+            {
+              id: scheduleId,
+            },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteSchedule': {
+      run: async (who) =>
+        judge(
+          'deleteSchedule',
+          await gql(who, 'mutation ($id: ID!) { deleteSchedule(input: { id: $id }) { __typename } }', {
+            id: secretIds.schedule[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.createWebhook': {
+      run: async (who) =>
+        judge(
+          'createWebhook',
+          await gql(
+            who,
+            'mutation { createWebhook(input: { namespace: "owner@team", url: "http://127.0.0.1:9/c", subscription: "subscription { buildsUpdated { id } }" }) { __typename } }',
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.updateWebhook': {
+      run: async (who) =>
+        judge(
+          'updateWebhook',
+          await gql(
+            who,
+            'mutation ($id: ID!) { updateWebhook(input: { id: $id, active: true }) { __typename } }',
+            {
+              id: webhookId,
+            },
+          ),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.deleteWebhook': {
+      run: async (who) =>
+        judge(
+          'deleteWebhook',
+          await gql(who, 'mutation ($id: ID!) { deleteWebhook(input: { id: $id }) { __typename } }', {
+            id: secretIds.webhook[who],
+          }),
+        ),
+      expect: secretRule,
+    },
+    'Mutation.redeliverWebhookDelivery': {
+      run: async (who) =>
+        judge(
+          'redeliverWebhookDelivery',
+          await gql(
+            who,
+            'mutation ($id: ID!) { redeliverWebhookDelivery(input: { id: $id }) { __typename } }',
+            { id: deliveryId },
           ),
         ),
       expect: secretRule,

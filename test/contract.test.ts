@@ -32,10 +32,8 @@ const PENDING = new Set<string>([
   ...['User.images', 'Namespace.images', 'Mutation.downloadImage', 'Subscription.imageUpdated'],
   ...['ImageStatus', 'Image', 'DownloadImageInput', 'DownloadImageSuccess', 'DownloadImageResult'],
   // (notifications): outgoing webhooks, mail and badges.
-  ...['User.email', 'User.emailVerified', 'User.notify', 'Namespace.webhooks', 'Namespace.badgeToken'],
-  ...['Mutation.createWebhook', 'Mutation.setEmail', 'Mutation.setNotify'],
-  ...['Webhook', 'WebhookDelivery', 'WebhookDeliveryEdge', 'WebhookDeliveryConnection'],
-  ...['CreateWebhookInput', 'CreateWebhookSuccess', 'CreateWebhookResult', 'NotifyPreference'],
+  ...['User.email', 'User.emailVerified', 'User.notify', 'Namespace.badgeToken'],
+  ...['Mutation.setEmail', 'Mutation.setNotify', 'NotifyPreference'],
   ...[
     'SetEmailInput',
     'SetEmailSuccess',

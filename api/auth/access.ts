@@ -63,7 +63,15 @@ export class Access {
     return found;
   }
 
+  /** Whether `ns` is inside the tree the auth is confined to (always, when it is not). */
+  private inside(ns: Namespace): boolean {
+    const within = this.auth.within;
+    if (!within) return true;
+    return ns.rootId === within.rootId && (ns.path === within.path || ns.path.startsWith(`${within.path}/`));
+  }
+
   async role(ns: Namespace): Promise<Role | null> {
+    if (!this.inside(ns)) return null;
     if (this.isAdmin || (this.viewerId && ns.owner.id === this.viewerId)) return 'owner';
     if (await this.collaborates(ns.rootId)) return 'collaborator';
     if (ns.visibility === 'PUBLIC' || (ns.visibility === 'INTERNAL' && this.viewerId)) return 'reader';
@@ -93,12 +101,14 @@ export class Access {
   async canReadBuild(build: Build): Promise<boolean> {
     const ns = await this.namespaceOf(build);
     if (ns) return this.canRead(ns);
+    if (this.auth.within) return false;
     return this.isAdmin || (this.viewerId !== null && build.owner.id === this.viewerId);
   }
 
   async canWriteBuild(build: Build): Promise<boolean> {
     const ns = await this.namespaceOf(build);
     if (ns) return this.canWrite(ns);
+    if (this.auth.within) return false;
     return this.isAdmin || (this.viewerId !== null && build.owner.id === this.viewerId);
   }
 
@@ -107,6 +117,17 @@ export class Access {
    * with its parameters: lists are filtered in the database, not after loading.
    */
   visibleBuildsSql(alias: string): { sql: string; params: unknown[] } {
+    const visible = this.visibleBuildsSqlUnconfined(alias);
+    const within = this.auth.within;
+    if (!within) return visible;
+    return {
+      sql: `(${visible.sql}) and ${alias}.namespace_id in (
+        select id from namespaces where root_id = ? and (path = ? or path like ?))`,
+      params: [...visible.params, within.rootId, within.path, `${within.path.replace(/[\\%_]/g, '\\$&')}/%`],
+    };
+  }
+
+  private visibleBuildsSqlUnconfined(alias: string): { sql: string; params: unknown[] } {
     if (this.isAdmin) return { sql: 'true', params: [] };
     const viewer = this.viewerId;
     if (!viewer) {

@@ -22,6 +22,11 @@ export interface Auth {
   kind: TokenKind | 'ANONYMOUS';
   scopes: ReadonlySet<string>;
   via: 'bearer' | 'cookie' | 'none';
+  /**
+   * Confines what may be seen to one namespace's tree (the namespace and those under it): the rights
+   * an outgoing webhook of that namespace runs with. Builds of no namespace are outside it.
+   */
+  within?: { rootId: string; path: string };
 }
 
 export const ANONYMOUS: Auth = {

@@ -26,6 +26,7 @@ import { ScheduleFiringSchema, ScheduleSchema } from '../modules/schedules/sched
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
 import { UserSchema } from '../modules/users/users.entity.ts';
 import { VariableSchema } from '../modules/variables/variables.entity.ts';
+import { WebhookDeliverySchema, WebhookSchema } from '../modules/webhooks/webhooks.entity.ts';
 
 /** Every entity, for MikroORM's discovery and the migration generator. */
 export const entities = [
@@ -52,4 +53,6 @@ export const entities = [
   RepositoryHeadSchema,
   ScheduleSchema,
   ScheduleFiringSchema,
+  WebhookSchema,
+  WebhookDeliverySchema,
 ];
