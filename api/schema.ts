@@ -5,6 +5,7 @@ import './modules/builds/builds.schema.ts';
 import './modules/builds/builds-live.schema.ts';
 import './modules/keys/keys.schema.ts';
 import './modules/namespaces/namespaces.schema.ts';
+import './modules/notifications/badges.schema.ts';
 import './modules/objects/objects.schema.ts';
 import './modules/repositories/forge-events.schema.ts';
 import './modules/repositories/repositories.schema.ts';

@@ -41,6 +41,8 @@ import {
 import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
+import { addBadgeRoutes } from './modules/notifications/badges.ts';
+import { addCctrayRoutes } from './modules/notifications/cctray.ts';
 import { DEFAULT_OBJECT_MAX_BYTES, ObjectService } from './modules/objects/objects.service.ts';
 import { addHookRoutes } from './modules/repositories/forge-events.http.ts';
 import { ForgeEventService } from './modules/repositories/forge-events.service.ts';
@@ -450,6 +452,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
 
   addHookRoutes(routes, services.forgeEvents);
+  addBadgeRoutes(routes, { orm, secrets: deps.secrets });
+  addCctrayRoutes(routes, { orm, publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080' });
   routes
     .add('*', '/graphql', graphqlOverHttp)
     // The console's own routes (/builds/…) are its client's: any path no other route names.

@@ -730,6 +730,14 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         ),
       expect: secretRule,
     },
+    'Mutation.regenerateBadgeToken': {
+      run: async (who) =>
+        judge(
+          'regenerateBadgeToken',
+          await gql(who, 'mutation { regenerateBadgeToken(namespace: "owner@team") { __typename } }'),
+        ),
+      expect: secretRule,
+    },
     'Mutation.createWebhook': {
       run: async (who) =>
         judge(

@@ -32,7 +32,7 @@ const PENDING = new Set<string>([
   ...['User.images', 'Namespace.images', 'Mutation.downloadImage', 'Subscription.imageUpdated'],
   ...['ImageStatus', 'Image', 'DownloadImageInput', 'DownloadImageSuccess', 'DownloadImageResult'],
   // (notifications): outgoing webhooks, mail and badges.
-  ...['User.email', 'User.emailVerified', 'User.notify', 'Namespace.badgeToken'],
+  ...['User.email', 'User.emailVerified', 'User.notify'],
   ...['Mutation.setEmail', 'Mutation.setNotify', 'NotifyPreference'],
   ...[
     'SetEmailInput',

@@ -26,6 +26,8 @@ export interface Namespace {
   rootId: string;
   level: number;
   visibility: Visibility;
+  /** The secret a README's badge link of this namespace carries (`?token=`), sealed; made on first read. */
+  encryptedBadgeToken?: string | null;
   createdAt: Date;
 }
 
@@ -43,6 +45,7 @@ export const NamespaceSchema: EntitySchema<Namespace> = new EntitySchema<Namespa
     rootId: { type: 'uuid' },
     level: { type: 'integer' },
     visibility: { type: 'string', length: 16 },
+    encryptedBadgeToken: { type: 'text', nullable: true },
     createdAt: { type: 'datetime', onCreate: () => new Date() },
   },
 });
