@@ -232,13 +232,11 @@ describe.runIf(available('postgres'))('leases: one run holds a build', () => {
     ]);
     await settled();
     expect(await row(ids)).toMatchObject({ status: 'KILLED', jobs: ['KILLED', 'SKIPPED'] });
-    const [build] = await t.orm.em
-      .fork()
-      .execute<{ reason: string; started: (Date | null)[] }[]>(
-        `select reason, array(select started_at from jobs where build_id = b.id order by position) as started
+    const [build] = await t.orm.em.fork().execute<{ reason: string; started: (Date | null)[] }[]>(
+      `select reason, array(select started_at from jobs where build_id = b.id order by position) as started
          from builds b where id = ?`,
-        [ids.buildId],
-      );
+      [ids.buildId],
+    );
     expect(build!.reason).toBe('killed by admin');
     expect(build!.started[0]).not.toBeNull();
     expect(build!.started[1]).toBeNull();
