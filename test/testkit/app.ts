@@ -77,6 +77,7 @@ export async function startTestApp(
     pollMinSeconds?: number;
     pollTimeoutMs?: number;
     scheduleMinSeconds?: number;
+    bootstrapTokenFile?: string;
   } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
@@ -112,6 +113,7 @@ export async function startTestApp(
     pollMinSeconds: opts.pollMinSeconds,
     pollTimeoutMs: opts.pollTimeoutMs,
     scheduleMinSeconds: opts.scheduleMinSeconds,
+    bootstrapTokenFile: opts.bootstrapTokenFile,
     mirrorsDir,
   });
   let url: string | null = null;
