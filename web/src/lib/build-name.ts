@@ -2,7 +2,7 @@
  * What a build is called: numbers count per namespace (per submitter when it has none), so the
  * number alone is ambiguous. `ada@team/app #3` for a namespace's build, `ada #3` for one of ada's own.
  */
-export interface NamedBuild {
+interface NamedBuild {
   number: number;
   namespace: { path: string; owner: { username: string } } | null;
   owner: { username: string };
