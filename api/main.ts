@@ -24,6 +24,12 @@ export interface Serving {
   stop(): Promise<void>;
 }
 
+/** `.kiln/bootstrap-token` when under the working directory (as people start kiln), else absolute. */
+function shownPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
 export function createLogger(level: string): Logger {
   return pino({ level, base: { pid: process.pid } });
 }
@@ -54,6 +60,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     secrets,
     drivers: config.drivers,
     signup: config.signup,
+    bootstrapTokenFile: shownPath(tokenFile),
     rateLimit: config.rateLimit,
     sessionTtlMs: config.sessionTtlMs,
     files: await createFsFileStore(config.filesDir),

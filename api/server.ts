@@ -65,6 +65,8 @@ export interface AppDeps {
   drivers: readonly string[];
   /** Whether anyone may sign up (KILN_SIGNUP); the first user may always. */
   signup?: boolean;
+  /** Where the admin's token is saved on the first start, as the sign-in page names it. */
+  bootstrapTokenFile?: string;
   /** Requests a token (or an anonymous address) may make per minute; 0: no limit. */
   rateLimit?: number;
   sessionTtlMs?: number;
@@ -248,6 +250,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     users: new UserService({
       signup: deps.signup ?? true,
       sessionTtlMs: deps.sessionTtlMs ?? SESSION_TTL_MS,
+      bootstrapTokenFile: deps.bootstrapTokenFile ?? null,
     }),
   };
   const limiter = createRateLimiter(deps.rateLimit ?? 0);

@@ -166,7 +166,7 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
   }
 
   beforeAll(async () => {
-    t = await startTestApp({ allowPrivateUrls: true });
+    t = await startTestApp({ allowPrivateUrls: true, bootstrapTokenFile: '.kiln/bootstrap-token' });
     for (const who of ['owner', 'collaborator', 'outsider'] as const)
       tokens[who] = await signUpAndLogIn(t, who);
     const owner = (q: string, v: Record<string, unknown> = {}) =>
@@ -354,6 +354,11 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         return team ? 'ok' : 'hidden';
       },
       expect: { ...members, anonymous: 'unauthenticated' },
+    },
+    'Query.bootstrapTokenFile': {
+      // The sign-in page names it before anyone has signed in.
+      run: async (who) => judge('bootstrapTokenFile', await gql(who, '{ bootstrapTokenFile }')),
+      expect: everyone('ok'),
     },
     'Query.scopes': {
       run: async (who) => judge('scopes', await gql(who, '{ scopes { name description } }')),

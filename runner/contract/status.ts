@@ -30,11 +30,14 @@ export const JOB_STATUSES = [
   'PASSED',
   /** Its script exited non-zero, or the driver could not run it. */
   'FAILED',
-  /** An earlier job failed the build, so this one never ran. */
+  /** It never ran: an earlier job failed the build, or the build was killed or timed out first. */
   'SKIPPED',
-  /** The build was killed while this job was queued or running. */
+  /**
+   * The build was killed while this job was running. (A runner also reports it for the jobs after
+   * that one; the api stores those, which never started, SKIPPED.)
+   */
   'KILLED',
-  /** The build's timeout ran out while this job was queued or running. */
+  /** The build's timeout ran out while this job was running (later jobs: as for KILLED). */
   'TIMED_OUT',
 ] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];

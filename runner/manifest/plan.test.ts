@@ -94,14 +94,14 @@ jobs:
       canFail: false,
       jobs: [
         {
-          name: 'clone.0',
+          name: 'clone.1',
           commands: [
             'git clone -q -- https://github.com/acme/api.git api',
             'cd api && git checkout -q v1.4.0 --',
           ],
           artifacts: [],
         },
-        { name: 'clone.1', commands: ['git clone -q -- git@github.com:acme/lib.git lib'], artifacts: [] },
+        { name: 'clone.2', commands: ['git clone -q -- git@github.com:acme/lib.git lib'], artifacts: [] },
       ],
     });
   });

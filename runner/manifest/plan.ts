@@ -50,8 +50,9 @@ export function planBuild(manifest: Manifest, opts: { checkout?: Checkout } = {}
       .filter((job) => job.stage === name)
       .map((job) => ({ name: job.name, commands: [...job.commands], artifacts: [...job.artifacts] })),
   }));
+  // Counted from 1, as the default names of a stage's jobs are (`test.1`).
   const setupJobs: PlanJob[] = manifest.sources.map((source, n) => ({
-    name: `clone.${n}`,
+    name: `clone.${n + 1}`,
     commands: cloneCommands(source),
     artifacts: [],
   }));

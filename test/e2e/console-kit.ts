@@ -167,6 +167,8 @@ export interface Stack {
   token: string;
   /** A folder the builds' jobs and the test both see (the runner uses the os driver). */
   shared: string;
+  /** serve's KILN_DATA_DIR. */
+  dataDir: string;
   gql<T>(query: string, variables?: Record<string, unknown>): Promise<T>;
   stop(): Promise<void>;
 }
@@ -211,6 +213,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       url: serve.url,
       token,
       shared,
+      dataDir: env.KILN_DATA_DIR,
       async gql<T>(query: string, variables: Record<string, unknown> = {}) {
         const res = await fetch(`${serve.url}/graphql`, {
           method: 'POST',

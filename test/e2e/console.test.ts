@@ -187,6 +187,8 @@ describe.runIf(ready)('the web console against a real serve and runner', () => {
       .toContain('sleeping');
     // Lines go out before the runner's start is stored: the status follows within milliseconds.
     await expect.poll(buildStatus, { timeout: 10_000 }).toBe('RUNNING');
+    // Kill asks first, as revoking a token does.
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Kill' }).click();
     await expect.poll(buildStatus, { timeout: 30_000 }).toBe('KILLED');
     expect(await page.getByRole('button', { name: 'Kill' }).count()).toBe(0);

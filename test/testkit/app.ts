@@ -78,6 +78,7 @@ export async function startTestApp(
     pollTimeoutMs?: number;
     scheduleMinSeconds?: number;
     allowPrivateUrls?: boolean;
+    bootstrapTokenFile?: string;
   } = {},
 ): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
@@ -114,6 +115,7 @@ export async function startTestApp(
     pollTimeoutMs: opts.pollTimeoutMs,
     scheduleMinSeconds: opts.scheduleMinSeconds,
     allowPrivateUrls: opts.allowPrivateUrls,
+    bootstrapTokenFile: opts.bootstrapTokenFile,
     mirrorsDir,
   });
   let url: string | null = null;

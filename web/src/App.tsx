@@ -6,6 +6,7 @@ import {
   type RouteSectionProps,
   useLocation,
   useNavigate,
+  useParams,
 } from '@solidjs/router';
 import { createQuery, Provider } from '@urql/solid';
 import { createMemo, lazy, onCleanup, Show } from 'solid-js';
@@ -30,6 +31,11 @@ const SchedulesPage = lazy(() => import('./views/schedules/SchedulesPage.tsx'));
 const SchedulePage = lazy(() => import('./views/schedules/SchedulePage.tsx'));
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
+/**
+ * A build's page opens without signing in: the API serves builds of PUBLIC namespaces (and their
+ * logs) to anonymous callers, and says "no such build" for the others.
+ */
+const ANONYMOUS_PATH = /^\/builds\/(?!new$)[^/]+$/;
 
 const ViewerQuery = graphql(`
   query Viewer {
@@ -82,12 +88,14 @@ function Shell(props: RouteSectionProps) {
   const location = useLocation();
   const navigate = useNavigate();
   const isPublic = () => PUBLIC_PATHS.has(location.pathname);
+  const anonymousOk = () => isPublic() || ANONYMOUS_PATH.test(location.pathname);
   const client = createMemo(() => {
     const token = session.token();
     const c = createKilnClient({
       token: () => token,
       onUnauthenticated: () => {
-        if (isPublic()) return;
+        // Signed out already: a page anyone may see stays; the others ask for a sign-in.
+        if (isPublic() || (!token && anonymousOk())) return;
         session.signOut();
         navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, {
           replace: true,
@@ -120,7 +128,19 @@ function Shell(props: RouteSectionProps) {
             <A href="/runners">Runners</A>
           </nav>
         </Show>
-        <Show when={session.token() ? client() : undefined} keyed>
+        <Show
+          when={session.token() ? client() : undefined}
+          keyed
+          fallback={
+            <Show when={!isPublic()}>
+              <div class="viewer">
+                <A href={`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`}>
+                  Sign in
+                </A>
+              </div>
+            </Show>
+          }
+        >
           {(c) => (
             <KilnContext.Provider value={{ session, client: c }}>
               <Provider value={c.urql}>
@@ -132,7 +152,7 @@ function Shell(props: RouteSectionProps) {
       </header>
       <main id="main" tabindex="-1">
         <Show
-          when={session.token() || isPublic()}
+          when={session.token() || anonymousOk()}
           fallback={
             <Navigate href={`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`} />
           }
@@ -147,6 +167,19 @@ function Shell(props: RouteSectionProps) {
         </Show>
       </main>
     </>
+  );
+}
+
+/**
+ * A build's page, made anew for each build: its log store, subscriptions and viewer state belong to
+ * one build, so Rerun and Back/Forward (same route, another id) never mix two builds' logs.
+ */
+function BuildRoute() {
+  const params = useParams<{ id: string }>();
+  return (
+    <Show when={params.id} keyed>
+      {(id) => <BuildPage id={id} />}
+    </Show>
   );
 }
 
@@ -167,7 +200,7 @@ export function App() {
       <Route path="/" component={() => <Navigate href="/builds" />} />
       <Route path="/builds" component={BuildsPage} />
       <Route path="/builds/new" component={SubmitPage} />
-      <Route path="/builds/:id" component={BuildPage} />
+      <Route path="/builds/:id" component={BuildRoute} />
       <Route path="/sign-in" component={SignInPage} />
       <Route path="/sign-up" component={SignUpPage} />
       <Route path="/tokens" component={TokensPage} />

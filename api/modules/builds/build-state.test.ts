@@ -4,7 +4,7 @@
  * must change nothing, and each run that reports its start gets the answer that keeps the build
  * running once.
  */
-import { decodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlMessage, RunnerEvent } from '../../../runner/contract/messages.ts';
 import { startTestApp, type TestApp } from '../../../test/testkit/app.ts';
@@ -209,5 +209,36 @@ describe.runIf(available('postgres'))('leases: one run holds a build', () => {
       return found.length > 0 && found;
     });
     expect(rows).toEqual([{ kind: 'event', reason: 'invalid', body: invalid }]);
+  });
+
+  it('keeps who killed a running build as its reason, and stores the jobs the kill reached before they started SKIPPED', async () => {
+    const ids = await submit();
+    const base = { buildId: ids.buildId, attempt: 1, lease: 'killed', at: at() };
+    await t.broker.publish('event', [
+      { type: 'build.started', runner: 'runner-killed', waiting: false, ...base },
+      { type: 'job.started', jobId: ids.jobs[0]!, ...base },
+    ]);
+    await waitFor('the build running', async () => (await row(ids)).jobs[0] === 'RUNNING');
+    const killed = await t.gql<{ killBuild: { __typename: string } }>(
+      'mutation ($id: ID!) { killBuild(input: { buildId: $id }) { __typename } }',
+      { id: encodeGlobalID('Build', ids.buildId) },
+    );
+    expect(killed.data!.killBuild.__typename).toBe('KillBuildSuccess');
+    // The runner stops job a and reports b, which it never started, KILLED, as it does.
+    await t.broker.publish('event', [
+      { type: 'job.finished', jobId: ids.jobs[0]!, status: 'KILLED', exitCode: null, ...base },
+      { type: 'job.finished', jobId: ids.jobs[1]!, status: 'KILLED', exitCode: null, ...base },
+      { type: 'build.finished', status: 'KILLED', lastSeq: 0, reason: 'the build was killed', ...base },
+    ]);
+    await settled();
+    expect(await row(ids)).toMatchObject({ status: 'KILLED', jobs: ['KILLED', 'SKIPPED'] });
+    const [build] = await t.orm.em.fork().execute<{ reason: string; started: (Date | null)[] }[]>(
+      `select reason, array(select started_at from jobs where build_id = b.id order by position) as started
+         from builds b where id = ?`,
+      [ids.buildId],
+    );
+    expect(build!.reason).toBe('killed by admin');
+    expect(build!.started[0]).not.toBeNull();
+    expect(build!.started[1]).toBeNull();
   });
 });

@@ -190,22 +190,27 @@ export class BuildState {
   }
 
   /**
-   * Someone killed the build: a queued one ends KILLED here and now; a running one is stopped by its
-   * runner, which reports KILLED. Also a queued one is signalled: a runner may have taken it a moment
-   * ago (and a runner that starts it later is told to stop when it reports its start).
+   * Someone killed the build: a queued one ends KILLED here and now, its jobs SKIPPED (none of them
+   * started); a running one is stopped by its runner, which reports KILLED. The reason names who
+   * killed it, stored now and kept by the runner's build.finished. Also a queued one is signalled: a
+   * runner may have taken it a moment ago (and a runner that starts it later is told to stop when it
+   * reports its start).
    */
-  async killed(em: EntityManager, buildId: string): Promise<void> {
+  async killed(em: EntityManager, buildId: string, by: string | null): Promise<void> {
+    const reason = by ? `killed by ${by}` : 'killed';
     const killedQueued = await em.execute<{ id: string }[]>(
-      `update builds set status = 'KILLED', finished_at = now(), last_seq = 0, reason = 'killed before a runner took it'
+      `update builds set status = 'KILLED', finished_at = now(), last_seq = 0, reason = ?
        where id = ? and status = 'QUEUED' and attempt = 0 returning id`,
-      [buildId],
+      [`${reason} before a runner took it`, buildId],
     );
     if (killedQueued.length > 0) {
       await em.execute(
-        `update jobs set status = 'KILLED', finished_at = now() where build_id = ? and status in ${LIVE_JOB}`,
+        `update jobs set status = 'SKIPPED', finished_at = now() where build_id = ? and status in ${LIVE_JOB}`,
         [buildId],
       );
       await this.announce(em, [buildId]);
+    } else {
+      await em.execute(`update builds set reason = ? where id = ? and status in ${LIVE}`, [reason, buildId]);
     }
     await this.deps.broker.publish('control', [{ type: 'kill', buildId }]);
   }
@@ -352,17 +357,23 @@ function statusSql(em: EntityManager, report: StatusReport): string {
       const a = report.attempt;
       return sql(
         `with updated as (
-           update jobs set status = ?, attempt = ?, exit_code = ?, finished_at = ?,
-             started_at = case when ? = 'SKIPPED' then null else coalesce(started_at, ?) end
+           update jobs set
+             -- A job the stop reached before it started never ran: SKIPPED, as when a job failed before it.
+             status = case when ? in ('KILLED', 'TIMED_OUT') and started_at is null then 'SKIPPED' else ? end,
+             attempt = ?, exit_code = ?, finished_at = ?,
+             started_at = case when ? = 'SKIPPED' then null when ? in ('KILLED', 'TIMED_OUT') then started_at
+               else coalesce(started_at, ?) end
            where id = ? and build_id = ? and (attempt < ? or (attempt = ? and status in ${LIVE_JOB}))
              and ${HELD_BY('jobs')}
            returning id)
          select count(*) as changed from updated`,
         [
           report.status,
+          report.status,
           a,
           report.exitCode,
           report.at,
+          report.status,
           report.status,
           report.at,
           report.jobId,
@@ -376,7 +387,8 @@ function statusSql(em: EntityManager, report: StatusReport): string {
     case 'build.finished':
       return sql(
         `with updated as (
-           update builds set status = ?, attempt = ?, last_seq = ?, reason = ?, finished_at = ?,
+           update builds set status = ?, attempt = ?, last_seq = ?,
+             reason = case when ? = 'KILLED' then coalesce(reason, ?) else ? end, finished_at = ?,
              started_at = coalesce(started_at, ?)
            where id = ? and lease = ? and status in ${LIVE} returning id, attempt),
          orphaned as (
@@ -387,6 +399,8 @@ function statusSql(em: EntityManager, report: StatusReport): string {
           report.status,
           report.attempt,
           report.lastSeq,
+          report.status,
+          report.reason,
           report.reason,
           report.at,
           report.at,

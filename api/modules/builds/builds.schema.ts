@@ -366,7 +366,7 @@ builder.mutationFields((t) => ({
     errors: { types: [NotFoundError], dataField: { name: 'build' } },
     resolve: async (_root, { input }, ctx) => {
       const found = await writableBuild(ctx, input.buildId, 'kill');
-      return (await ctx.services.builds.kill(ctx.em, found.id))!;
+      return (await ctx.services.builds.kill(ctx.em, found.id, ctx.auth.viewer?.username ?? null))!;
     },
   }),
   pinBuild: t.field({

@@ -446,14 +446,15 @@ export class BuildService {
   }
 
   /**
-   * Kills a build: a queued one here and now, a running one through its runner. Killing a finished
-   * build changes nothing. Returns null when there is no such build.
+   * Kills a build: a queued one here and now, a running one through its runner; `by` (a username)
+   * is named in its reason. Killing a finished build changes nothing. Returns null when there is no
+   * such build.
    */
-  async kill(em: EntityManager, buildId: string): Promise<Build | null> {
+  async kill(em: EntityManager, buildId: string, by: string | null): Promise<Build | null> {
     const build = await em.findOne(BuildSchema, { id: buildId });
     if (!build) return null;
     if (isFinalBuild(build.status)) return build;
-    await this.deps.state.killed(em, buildId);
+    await this.deps.state.killed(em, buildId, by);
     await em.refresh(build);
     return build;
   }

@@ -173,18 +173,28 @@ jobs:
     expect(passed.data!.builds.edges).toEqual([]);
   });
 
-  it('kills a queued build at once, and says when a build does not exist', async () => {
+  it('kills a queued build at once, its jobs skipped and its reason naming who, and says when a build does not exist', async () => {
     const result = await submit();
     if (result.__typename !== 'SubmitBuildSuccess') throw new Error('submit failed');
     const kill = `mutation ($id: ID!) { killBuild(input: { buildId: $id }) {
-      __typename ... on KillBuildSuccess { build { status stages { jobs { status } } } } ... on Error { message } } }`;
+      __typename ... on KillBuildSuccess { build { status reason stages { jobs { status startedAt } } } }
+      ... on Error { message } } }`;
     const killed = await t.gql<{
-      killBuild: { __typename: string; build: { status: string; stages: { jobs: { status: string }[] }[] } };
+      killBuild: {
+        __typename: string;
+        build: {
+          status: string;
+          reason: string;
+          stages: { jobs: { status: string; startedAt: string | null }[] }[];
+        };
+      };
     }>(kill, { id: result.build.id });
     expect(killed.data!.killBuild.build.status).toBe('KILLED');
-    expect(killed.data!.killBuild.build.stages.flatMap((s) => s.jobs.map((j) => j.status))).toEqual([
-      'KILLED',
-      'KILLED',
+    expect(killed.data!.killBuild.build.reason).toMatch(/^killed by \S+ before a runner took it$/);
+    // None of its jobs started: they never ran, so they are SKIPPED, not KILLED.
+    expect(killed.data!.killBuild.build.stages.flatMap((s) => s.jobs)).toEqual([
+      { status: 'SKIPPED', startedAt: null },
+      { status: 'SKIPPED', startedAt: null },
     ]);
     const missing = await t.gql<{ killBuild: { __typename: string } }>(kill, { id: 'QnVpbGQ6bm9wZQ' });
     expect(missing.data!.killBuild.__typename).toBe('NotFoundError');

@@ -16,6 +16,16 @@ UserRef.implement({
   }),
 });
 
+builder.queryField('bootstrapTokenFile', (t) =>
+  t.string({
+    nullable: true,
+    description:
+      "Where the first start saved the admin's token (KILN_DATA_DIR/bootstrap-token; relative to the server's working directory when inside it), for the sign-in page to name; null when not known.",
+    authScopes: { public: true },
+    resolve: (_root, _args, ctx) => ctx.services.users.bootstrapTokenFile,
+  }),
+);
+
 builder.queryField('viewer', (t) =>
   t.field({
     type: UserRef,

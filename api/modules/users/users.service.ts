@@ -18,7 +18,19 @@ const MAX_LOCK_MS = 60 * 60 * 1000;
 export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string; field?: string };
 
 export class UserService {
-  constructor(private readonly opts: { signup: boolean; sessionTtlMs: number }) {}
+  constructor(
+    private readonly opts: {
+      signup: boolean;
+      sessionTtlMs: number;
+      /** Where `kiln serve` saves the admin token it creates (KILN_DATA_DIR/bootstrap-token). */
+      bootstrapTokenFile?: string | null;
+    },
+  ) {}
+
+  /** The bootstrap admin's token file as the sign-in page names it; null when not told. */
+  get bootstrapTokenFile(): string | null {
+    return this.opts.bootstrapTokenFile ?? null;
+  }
 
   async signUp(em: EntityManager, username: string, password: string): Promise<Outcome<User>> {
     if (!USERNAME.test(username)) {

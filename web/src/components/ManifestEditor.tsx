@@ -1,8 +1,11 @@
 /**
  * A manifest editor: a plain textarea (so every browser feature of text editing works) with a line-number
  * gutter, and the API's manifest problems marked at their lines. `focusAt` puts the caret on a problem.
+ *
+ * The gutter is windowed: only the numbers in view (plus OVERSCAN on each side) are in the DOM, so a
+ * pasted manifest of 40,000 lines costs a screenful of elements, not 40,000 of them on every keystroke.
  */
-import { createMemo, createSignal, For } from 'solid-js';
+import { createEffect, createMemo, createSignal, For, onCleanup, onMount } from 'solid-js';
 
 export interface ManifestProblem {
   path: string;
@@ -17,6 +20,14 @@ export interface ManifestEditorApi {
 
 const LINE_HEIGHT = 20;
 const PADDING = 8;
+const OVERSCAN = 10;
+
+/** Lines in `text`: one more than its newlines. */
+function countLines(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
 
 export function ManifestEditor(props: {
   id: string;
@@ -29,8 +40,14 @@ export function ManifestEditor(props: {
   let textarea!: HTMLTextAreaElement;
   let escaped = false;
   const [scroll, setScroll] = createSignal(0);
-  const lineCount = createMemo(() => props.value.split('\n').length);
-  const numbers = createMemo(() => Array.from({ length: lineCount() }, (_, i) => i + 1));
+  const [height, setHeight] = createSignal(480);
+  const lineCount = createMemo(() => countLines(props.value));
+  /** The first line number drawn (1-based) and the numbers from it to the end of the view. */
+  const window_ = createMemo(() => {
+    const first = Math.max(1, Math.floor((scroll() - PADDING) / LINE_HEIGHT) + 1 - OVERSCAN);
+    const last = Math.min(lineCount(), first + Math.ceil(height() / LINE_HEIGHT) + 2 * OVERSCAN);
+    return { first, numbers: Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i) };
+  });
   const byLine = createMemo(() => {
     const m = new Map<number, string[]>();
     for (const p of props.problems) {
@@ -38,6 +55,17 @@ export function ManifestEditor(props: {
       m.set(p.line, [...(m.get(p.line) ?? []), p.message]);
     }
     return m;
+  });
+
+  onMount(() => {
+    const ro = new ResizeObserver(() => setHeight(textarea.clientHeight || 480));
+    ro.observe(textarea);
+    onCleanup(() => ro.disconnect());
+  });
+  // Set only when it differs: writing a big manifest back into the textarea on every keystroke
+  // would cost as much as pasting it again.
+  createEffect(() => {
+    if (textarea.value !== props.value) textarea.value = props.value;
   });
 
   props.ref?.({
@@ -56,9 +84,9 @@ export function ManifestEditor(props: {
 
   return (
     <div class="editor" classList={{ 'editor-invalid': props.problems.length > 0 }}>
-      <div class="editor-gutter" aria-hidden="true">
-        <div style={{ transform: `translateY(${-scroll()}px)` }}>
-          <For each={numbers()}>
+      <div class="editor-gutter" aria-hidden="true" data-lines={lineCount()}>
+        <div style={{ transform: `translateY(${(window_().first - 1) * LINE_HEIGHT - scroll()}px)` }}>
+          <For each={window_().numbers}>
             {(n) => (
               <div
                 class="editor-num"
@@ -81,7 +109,6 @@ export function ManifestEditor(props: {
         <textarea
           ref={textarea}
           id={props.id}
-          value={props.value}
           wrap="off"
           spellcheck={false}
           autocapitalize="off"

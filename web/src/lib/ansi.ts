@@ -139,17 +139,73 @@ export function visibleText(line: string): string {
     .join('');
 }
 
-/** CSS classes and inline style for a segment: theme colours for 0–15, inline for the rest. */
+/**
+ * The 16 colours behind text, as terminals show them (VS Code's palette): a coloured background is
+ * the same in both themes, and the theme's colours (made for the log's own background) are not
+ * used on it.
+ */
+const BACKGROUND_16 = [
+  '#000000',
+  '#cd3131',
+  '#0dbc79',
+  '#e5e510',
+  '#2472c8',
+  '#bc3fbc',
+  '#11a8cd',
+  '#e5e5e5',
+  '#666666',
+  '#f14c4c',
+  '#23d18b',
+  '#f5f543',
+  '#3b8eea',
+  '#d670d6',
+  '#29b8db',
+  '#ffffff',
+];
+
+/** WCAG's contrast for body text. */
+const MIN_CONTRAST = 4.5;
+
+const asHex = (c: AnsiColor): string =>
+  typeof c === 'number' ? (c < 16 ? BACKGROUND_16[c]! : (xterm(c) as string)) : c;
+
+function luminance(hexColor: string): number {
+  const n = Number.parseInt(hexColor.slice(1), 16);
+  const channel = (v: number) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel((n >> 16) & 255) + 0.7152 * channel((n >> 8) & 255) + 0.0722 * channel(n & 255);
+}
+
+function contrast(a: string, b: string): number {
+  const [x, y] = [luminance(a), luminance(b)];
+  return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+}
+
+/**
+ * The text colour on a background: the one asked for when it reads there (white on blue does not,
+ * with any theme's blue), else black or white, whichever stands out more.
+ */
+function readableOn(background: string, fg: AnsiColor | null): string {
+  const wanted = fg === null ? null : asHex(fg);
+  if (wanted && contrast(wanted, background) >= MIN_CONTRAST) return wanted;
+  return contrast('#000000', background) >= contrast('#ffffff', background) ? '#000000' : '#ffffff';
+}
+
+/**
+ * CSS classes and inline style for a segment: theme colours for 0–15 and inline for the rest; on a
+ * background, both colours inline, the text's made readable on it.
+ */
 export function styleAttrs(style: AnsiStyle): { class: string; color?: string; background?: string } {
   const classes: string[] = [];
   let color: string | undefined;
   let background: string | undefined;
-  if (typeof style.fg === 'number') {
-    if (style.fg < 16) classes.push(`a-f${style.fg}`);
-  } else if (style.fg) color = style.fg;
-  if (typeof style.bg === 'number') {
-    if (style.bg < 16) classes.push(`a-b${style.bg}`);
-  } else if (style.bg) background = style.bg;
+  if (style.bg !== null) {
+    background = asHex(style.bg);
+    color = readableOn(background, style.fg);
+  } else if (typeof style.fg === 'number') classes.push(`a-f${style.fg}`);
+  else if (style.fg) color = style.fg;
   if (style.bold) classes.push('a-bold');
   if (style.dim) classes.push('a-dim');
   if (style.italic) classes.push('a-italic');

@@ -40,3 +40,10 @@ export function formatAgo(iso: string, now: number): string {
 export function formatDate(iso: string): string {
   return absolute.format(new Date(iso));
 }
+
+/** `512 B`, `3.4 KiB`, `1.2 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}

@@ -403,7 +403,7 @@ export function LogViewer(props: LogViewerProps) {
             {stateLabel()}
           </span>
           <span class="muted log-lines" data-testid="line-count">
-            {store.lineCount().toLocaleString()} lines
+            {store.lineCount().toLocaleString()} {store.lineCount() === 1 ? 'line' : 'lines'}
           </span>
           <button
             type="button"

@@ -1,12 +1,13 @@
-import { A, useLocation, useNavigate, useParams } from '@solidjs/router';
+import { A, useLocation, useNavigate } from '@solidjs/router';
 import { createMutation, createQuery, createSubscription } from '@urql/solid';
 import { createEffect, createMemo, createSignal, For, on, onCleanup, Show, untrack } from 'solid-js';
 import { LogViewer } from '../../components/log/LogViewer.tsx';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
+import { buildName, buildScope } from '../../lib/build-name.ts';
 import { createNow } from '../../lib/create-now.ts';
-import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
+import { elapsed, formatAgo, formatBytes, formatDate, formatDuration } from '../../lib/format.ts';
 import { useKiln } from '../../lib/kiln-context.ts';
 import { isFinal, type JobStatus } from '../../lib/status.ts';
 import { BuildCauseLine } from './BuildCauseLine.tsx';
@@ -81,12 +82,16 @@ const RerunBuild = graphql(`
 
 type BuildState = ResultOf<typeof BuildStateFragment>;
 
-export default function BuildPage() {
-  const params = useParams<{ id: string }>();
+/** One build's page; App mounts a new one for each build id. */
+export default function BuildPage(props: { id: string }) {
   const location = useLocation();
   const navigate = useNavigate();
   const now = createNow(1000);
-  const id = () => params.id;
+  const { session } = useKiln();
+  /** Signed out: a public build is shown, but nothing may be done to it. */
+  const signedIn = () => session.token() !== null;
+  const buildId = props.id;
+  const id = () => buildId;
 
   const [query, refetch] = createQuery({
     query: BuildQuery,
@@ -103,7 +108,6 @@ export default function BuildPage() {
     if (cur && cur.id === next.id && isFinal(cur.status) && !isFinal(next.status)) return;
     setLatest(next);
   };
-  createEffect(on(id, () => setLatest(null)));
   createEffect(() => accept(query.data?.build));
 
   // A boolean memo: createSubscription restarts whenever what `pause` reads changes, and `latest`
@@ -129,7 +133,7 @@ export default function BuildPage() {
     }),
   );
 
-  const stream = createLogStream(id, () => refetch({ requestPolicy: 'network-only' }));
+  const stream = createLogStream(buildId, () => refetch({ requestPolicy: 'network-only' }));
   // A build that started between the query and the subscription: its log says it runs, so ask again.
   let asked = '';
   createEffect(() => {
@@ -176,6 +180,10 @@ export default function BuildPage() {
   const [kill, executeKill] = createMutation(KillBuild);
   const [killError, setKillError] = createSignal<string | null>(null);
   async function onKill() {
+    const b = latest();
+    // As revoking a token does: a kill cannot be undone.
+    if (!b || !window.confirm(`Kill ${buildName(b)}? Its running job stops and the jobs after it never run.`))
+      return;
     setKillError(null);
     const result = await executeKill({ input: { buildId: id() } });
     if (result.error) return setKillError(result.error.message);
@@ -196,7 +204,9 @@ export default function BuildPage() {
     const manifest = query.data?.build?.manifest;
     if (!b || manifest === undefined) return;
     setRerunError(null);
-    const result = await executeRerun({ input: { manifest, comment: b.comment, tags: b.tags } });
+    // Into the same namespace, whether the manifest or the submission named it.
+    const namespace = b.namespace ? buildScope(b) : null;
+    const result = await executeRerun({ input: { manifest, comment: b.comment, tags: b.tags, namespace } });
     if (result.error) return setRerunError(result.error.message);
     const r = result.data?.submitBuild;
     switch (r?.__typename) {
@@ -217,7 +227,7 @@ export default function BuildPage() {
     <section class="page build-page">
       <nav class="breadcrumb" aria-label="Breadcrumb">
         <A href="/builds">Builds</A> <span aria-hidden="true">/</span>{' '}
-        <span aria-current="page">{latest() ? `#${latest()!.number}` : '…'}</span>
+        <span aria-current="page">{latest() ? buildName(latest()!) : '…'}</span>
       </nav>
       <Show when={query.error && !query.data}>
         <ErrorNotice error={query.error!} title="Could not load the build" retry={() => refetch()} />
@@ -227,9 +237,19 @@ export default function BuildPage() {
       </Show>
       <Show when={query.data && !query.data.build}>
         <EmptyState title="No such build">
-          <p>
-            It does not exist, or you may not see it. <A href="/builds">See all builds</A>.
-          </p>
+          <Show
+            when={signedIn()}
+            fallback={
+              <p>
+                It does not exist, or it is not public.{' '}
+                <A href={`/sign-in?next=${encodeURIComponent(location.pathname)}`}>Sign in</A> to see it.
+              </p>
+            }
+          >
+            <p>
+              It does not exist, or you may not see it. <A href="/builds">See all builds</A>.
+            </p>
+          </Show>
         </EmptyState>
       </Show>
       <Show when={shown()}>
@@ -237,17 +257,19 @@ export default function BuildPage() {
           <>
             <div class="page-head">
               <h1>
-                Build #{b().number} <StatusBadge status={b().status} />
+                <span data-testid="build-name">{buildName(b())}</span> <StatusBadge status={b().status} />
               </h1>
               <div class="actions">
-                <Show when={!isFinal(b().status)}>
+                <Show when={signedIn() && !isFinal(b().status)}>
                   <button type="button" class="danger" disabled={kill.fetching} onClick={onKill}>
                     {kill.fetching ? 'Killing…' : 'Kill'}
                   </button>
                 </Show>
-                <button type="button" disabled={rerun.fetching || !query.data?.build} onClick={onRerun}>
-                  {rerun.fetching ? 'Starting…' : 'Rerun'}
-                </button>
+                <Show when={signedIn()}>
+                  <button type="button" disabled={rerun.fetching || !query.data?.build} onClick={onRerun}>
+                    {rerun.fetching ? 'Starting…' : 'Rerun'}
+                  </button>
+                </Show>
               </div>
             </div>
             <Show when={query.data?.build}>{(full) => <BuildCauseLine build={full()} />}</Show>
@@ -366,7 +388,7 @@ export default function BuildPage() {
               }
               streamState={stream.state}
               jobStatus={jobStatus}
-              downloadName={`build-${b().number}.log`}
+              downloadName={`${buildName(b()).replace(/[^A-Za-z0-9.-]+/g, '-')}.log`}
               emptyText={isFinal(b().status) ? 'This build printed nothing.' : 'Waiting for output…'}
             />
 
@@ -442,10 +464,4 @@ function Artifacts(props: { items: ArtifactItem[]; finished: boolean }) {
       </Show>
     </>
   );
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }

@@ -4,7 +4,8 @@ import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
-import { causeSummary } from '../../lib/cause.ts';
+import { buildName } from '../../lib/build-name.ts';
+import { causeSummary, firstLine } from '../../lib/cause.ts';
 import { createNow } from '../../lib/create-now.ts';
 import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
 import { BUILD_STATUSES, type BuildStatus, isFinal, statusLabel } from '../../lib/status.ts';
@@ -46,6 +47,12 @@ const BuildsUpdated = graphql(
 
 type BuildRowData = ResultOf<typeof BuildRowFragment>;
 
+/** What a build without a comment says instead: its commit's subject, or who or what asked for it. */
+function causeText(cause: BuildRowData['cause']): string {
+  if (cause.message) return firstLine(cause.message);
+  return cause.user ? `${causeSummary(cause)} by ${cause.user.username}` : causeSummary(cause);
+}
+
 function BuildRow(props: {
   build: BuildRowData;
   live: BuildRowData | undefined;
@@ -58,8 +65,10 @@ function BuildRow(props: {
   return (
     <li class="build-row" data-build-number={build().number}>
       <A href={`/builds/${build().id}`} class="build-link">
-        <span class="build-number">#{build().number}</span>
-        <span class="build-comment">{build().comment || <span class="muted">No comment</span>}</span>
+        <span class="build-number">{buildName(build())}</span>
+        <span class="build-comment">
+          {build().comment || <span class="muted">{causeText(build().cause)}</span>}
+        </span>
       </A>
       <StatusBadge status={build().status} />
       <div class="build-tags">

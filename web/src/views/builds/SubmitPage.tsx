@@ -1,6 +1,6 @@
 import { A, useNavigate } from '@solidjs/router';
-import { createMutation } from '@urql/solid';
-import { createEffect, createSignal, For, Show } from 'solid-js';
+import { createMutation, createQuery } from '@urql/solid';
+import { createEffect, createMemo, createSignal, For, onCleanup, Show } from 'solid-js';
 import {
   ManifestEditor,
   type ManifestEditorApi,
@@ -8,6 +8,7 @@ import {
 } from '../../components/ManifestEditor.tsx';
 import { ErrorNotice } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
+import { formatBytes } from '../../lib/format.ts';
 
 const SubmitBuild = graphql(`
   mutation SubmitBuild($input: SubmitBuildInput!) {
@@ -32,7 +33,34 @@ const SubmitBuild = graphql(`
   }
 `);
 
+/** Where the viewer may submit: the namespaces they own or collaborate on, one level of children. */
+const SubmitNamespaces = graphql(`
+  query SubmitNamespaces {
+    viewer {
+      id
+      username
+    }
+    namespaces {
+      path
+      canWrite
+      owner {
+        username
+      }
+      children {
+        path
+        canWrite
+        owner {
+          username
+        }
+      }
+    }
+  }
+`);
+
 const DRAFT_KEY = 'kiln.manifest-draft';
+/** The API refuses a larger manifest (MAX_MANIFEST_BYTES in runner/manifest/types.ts). */
+const MANIFEST_MAX_BYTES = 256 * 1024;
+const encoder = new TextEncoder();
 const EXAMPLE = `driver:
   type: os
 stages: [test]
@@ -56,17 +84,36 @@ export default function SubmitPage() {
   const [manifest, setManifest] = createSignal(loadDraft());
   const [comment, setComment] = createSignal('');
   const [tags, setTags] = createSignal('');
+  const [namespace, setNamespace] = createSignal('');
+  const [places] = createQuery({ query: SubmitNamespaces });
+  /** `team/app` for the viewer's own, `owner@team/app` for those they collaborate on. */
+  const namespaceChoices = createMemo(() => {
+    const me = places.data?.viewer?.username;
+    return (places.data?.namespaces ?? [])
+      .flatMap((root) => [root, ...root.children])
+      .filter((ns) => ns.canWrite)
+      .map((ns) => (ns.owner.username === me ? ns.path : `${ns.owner.username}@${ns.path}`));
+  });
   const [problems, setProblems] = createSignal<ManifestProblem[]>([]);
   const [refusal, setRefusal] = createSignal<string | null>(null);
   const [error, setError] = createSignal<string | null>(null);
   const [submission, submit] = createMutation(SubmitBuild);
   let editor: ManifestEditorApi | undefined;
 
+  // The draft survives a reload; saved when typing pauses, not on every keystroke of a big manifest.
+  let saveTimer: ReturnType<typeof setTimeout> | undefined;
   createEffect(() => {
-    try {
-      sessionStorage.setItem(DRAFT_KEY, manifest());
-    } catch {}
+    const text = manifest();
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(() => {
+      try {
+        sessionStorage.setItem(DRAFT_KEY, text);
+      } catch {}
+    }, 300);
   });
+  onCleanup(() => clearTimeout(saveTimer));
+  const bytes = createMemo(() => encoder.encode(manifest()).length);
+  const tooBig = () => bytes() > MANIFEST_MAX_BYTES;
 
   async function onSubmit(e: SubmitEvent) {
     e.preventDefault();
@@ -76,7 +123,12 @@ export default function SubmitPage() {
       .map((t) => t.trim())
       .filter(Boolean);
     const result = await submit({
-      input: { manifest: manifest(), comment: comment().trim() || null, tags: tagList },
+      input: {
+        manifest: manifest(),
+        comment: comment().trim() || null,
+        tags: tagList,
+        namespace: namespace().trim() || null,
+      },
     });
     if (result.error) return setError(result.error.message);
     const r = result.data?.submitBuild;
@@ -103,7 +155,12 @@ export default function SubmitPage() {
       </nav>
       <h1>New build</h1>
       <form class="submit-form" onSubmit={onSubmit}>
-        <label for="manifest">Manifest (YAML)</label>
+        <div class="manifest-label">
+          <label for="manifest">Manifest (YAML)</label>
+          <span class="muted" classList={{ 'size-over': tooBig() }} data-testid="manifest-size">
+            {formatBytes(bytes())} of {formatBytes(MANIFEST_MAX_BYTES)}
+          </span>
+        </div>
         <ManifestEditor
           id="manifest"
           value={manifest()}
@@ -114,6 +171,12 @@ export default function SubmitPage() {
             editor = api;
           }}
         />
+        <Show when={tooBig()}>
+          <div class="notice notice-error" role="alert" data-testid="manifest-too-big">
+            <strong>The manifest is too big:</strong> it is {formatBytes(bytes())}, and the server takes at
+            most {formatBytes(MANIFEST_MAX_BYTES)}. Shorten it before submitting.
+          </div>
+        </Show>
         <Show when={refusal()}>
           <div class="notice notice-error" role="alert" id="manifest-problems">
             <strong>The manifest was refused:</strong> {refusal()}
@@ -139,6 +202,21 @@ export default function SubmitPage() {
         </Show>
         <div class="form-row">
           <label>
+            Namespace
+            <input
+              type="text"
+              name="namespace"
+              list="namespace-choices"
+              autocomplete="off"
+              value={namespace()}
+              placeholder="the manifest's namespace:, or none"
+              onInput={(e) => setNamespace(e.currentTarget.value)}
+            />
+            <datalist id="namespace-choices">
+              <For each={namespaceChoices()}>{(path) => <option value={path} />}</For>
+            </datalist>
+          </label>
+          <label>
             Comment
             <input type="text" value={comment()} onInput={(e) => setComment(e.currentTarget.value)} />
           </label>
@@ -154,7 +232,7 @@ export default function SubmitPage() {
         </div>
         <Show when={error()}>{(e) => <ErrorNotice error={e()} title="Could not submit" />}</Show>
         <div class="actions">
-          <button type="submit" class="primary" disabled={submission.fetching}>
+          <button type="submit" class="primary" disabled={submission.fetching || tooBig()}>
             {submission.fetching ? 'Submitting…' : 'Submit build'}
           </button>
         </div>

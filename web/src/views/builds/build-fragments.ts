@@ -5,6 +5,15 @@ export const BuildRowFragment = graphql(`
   fragment BuildRow on Build @_unmask {
     id
     number
+    namespace {
+      path
+      owner {
+        username
+      }
+    }
+    owner {
+      username
+    }
     status
     trigger
     comment
@@ -17,6 +26,10 @@ export const BuildRowFragment = graphql(`
       ref
       sha
       pullRequest
+      message
+      user {
+        username
+      }
     }
   }
 `);
@@ -56,6 +69,15 @@ export const BuildStateFragment = graphql(`
   fragment BuildState on Build @_unmask {
     id
     number
+    namespace {
+      path
+      owner {
+        username
+      }
+    }
+    owner {
+      username
+    }
     status
     trigger
     comment

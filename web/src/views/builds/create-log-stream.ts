@@ -2,6 +2,7 @@
  * A build's log, live: `buildLog` replays what is stored and then streams, into a LogStore. The
  * subscription's `after` is re-read at every (re)subscription, so after a dropped connection
  * graphql-ws resumes from the last chunk received; the store drops any line it already has.
+ * A stream, its store and its cursor belong to one build: another build gets a stream of its own.
  */
 import { type Accessor, createEffect, createSignal, on, onCleanup, untrack } from 'solid-js';
 import type { StreamState } from '../../components/log/LogViewer.tsx';
@@ -32,7 +33,7 @@ export interface LogStream {
   retry(): void;
 }
 
-export function createLogStream(buildId: Accessor<string>, onComplete?: () => void): LogStream {
+export function createLogStream(buildId: string, onComplete?: () => void): LogStream {
   const { client } = useKiln();
   const store = createLogStore();
   const [state, setState] = createSignal<StreamState>('connecting');
@@ -41,40 +42,36 @@ export function createLogStream(buildId: Accessor<string>, onComplete?: () => vo
   let cursor: string | null = null;
 
   createEffect(
-    on([buildId, generation], ([id]) => {
+    on(generation, () => {
       setState('connecting');
       setError(null);
-      const dispose = client.subscribeResumable(
-        BuildLogSubscription,
-        () => ({ buildId: id, after: cursor }),
-        {
-          next(result) {
-            if (result.errors?.length) {
-              setError(result.errors.map((e) => e.message).join('; '));
-              return;
-            }
-            const chunk = result.data?.buildLog;
-            if (!chunk) return;
-            store.append(chunk);
-            cursor = chunk.cursor;
-            setState('live');
-          },
-          error(err) {
-            if (untrack(state) === 'complete') return;
-            const list = Array.isArray(err) ? (err as { message?: string }[]) : [err as { message?: string }];
-            const code = (err as { code?: unknown })?.code;
-            setError(
-              list.map((e) => e?.message).join('; ') ||
-                `the connection to the server was lost${typeof code === 'number' ? ` (close code ${code})` : ''}`,
-            );
-            setState('error');
-          },
-          complete() {
-            setState('complete');
-            onComplete?.();
-          },
+      const dispose = client.subscribeResumable(BuildLogSubscription, () => ({ buildId, after: cursor }), {
+        next(result) {
+          if (result.errors?.length) {
+            setError(result.errors.map((e) => e.message).join('; '));
+            return;
+          }
+          const chunk = result.data?.buildLog;
+          if (!chunk) return;
+          store.append(chunk);
+          cursor = chunk.cursor;
+          setState('live');
         },
-      );
+        error(err) {
+          if (untrack(state) === 'complete') return;
+          const list = Array.isArray(err) ? (err as { message?: string }[]) : [err as { message?: string }];
+          const code = (err as { code?: unknown })?.code;
+          setError(
+            list.map((e) => e?.message).join('; ') ||
+              `the connection to the server was lost${typeof code === 'number' ? ` (close code ${code})` : ''}`,
+          );
+          setState('error');
+        },
+        complete() {
+          setState('complete');
+          onComplete?.();
+        },
+      });
       onCleanup(dispose);
     }),
   );

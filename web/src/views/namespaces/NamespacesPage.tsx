@@ -224,7 +224,9 @@ export default function NamespacesPage() {
                 when={data().namespaces.length > 0}
                 fallback={
                   <EmptyState title="No namespaces yet">
-                    <p>Create one below, or submit a build with a `namespace:`.</p>
+                    <p>
+                      Create one below, or submit a build whose manifest names one in <code>namespace:</code>.
+                    </p>
                   </EmptyState>
                 }
               >

@@ -1,4 +1,5 @@
 import { A, useNavigate, useSearchParams } from '@solidjs/router';
+import { createQuery } from '@urql/solid';
 import { createSignal, Show } from 'solid-js';
 import { ErrorNotice } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
@@ -11,6 +12,13 @@ const CheckToken = graphql(`
       id
       username
     }
+  }
+`);
+
+/** Where this server saved the admin's token, for the hint (its KILN_DATA_DIR may be anywhere). */
+const SignInHints = graphql(`
+  query SignInHints {
+    bootstrapTokenFile
   }
 `);
 
@@ -30,6 +38,7 @@ export default function SignInPage() {
   const [busy, setBusy] = createSignal<'token' | 'password' | null>(null);
   const [tokenError, setTokenError] = createSignal<string | null>(null);
   const [loginError, setLoginError] = createSignal<string | null>(null);
+  const [hints] = createQuery({ query: SignInHints });
 
   function done(t: string) {
     session.signIn(t);
@@ -39,9 +48,14 @@ export default function SignInPage() {
   async function withToken(e: SubmitEvent) {
     e.preventDefault();
     const t = token().trim();
-    if (!t) return setTokenError('paste a token first');
+    if (!t) {
+      setLoginError(null);
+      return setTokenError('paste a token first');
+    }
     setBusy('token');
+    // One form's error says nothing about the other's attempt.
     setTokenError(null);
+    setLoginError(null);
     const result = await client.urql
       .query(
         CheckToken,
@@ -63,6 +77,7 @@ export default function SignInPage() {
     e.preventDefault();
     setBusy('password');
     setLoginError(null);
+    setTokenError(null);
     const result = await client.urql
       .mutation(LogIn, { input: { username: username().trim(), password: password() } })
       .toPromise();
@@ -121,9 +136,17 @@ export default function SignInPage() {
       </form>
       <form class="card" onSubmit={withToken} aria-labelledby="token-heading">
         <h2 id="token-heading">With an API token</h2>
-        <p class="muted">
-          For example the admin's token that <code>kiln start</code> printed and saved in{' '}
-          <code>.kiln/bootstrap-token</code>.
+        <p class="muted" data-testid="token-hint">
+          For example the admin's token that <code>kiln start</code> printed
+          <Show when={hints.data?.bootstrapTokenFile}>
+            {(file) => (
+              <>
+                {' '}
+                and saved in <code>{file()}</code>
+              </>
+            )}
+          </Show>
+          .
         </p>
         <label>
           API token

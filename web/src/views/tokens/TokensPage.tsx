@@ -99,7 +99,8 @@ function TokenList(props: {
 export default function TokensPage() {
   const [name, setName] = createSignal('');
   const [scopes, setScopes] = createSignal<ReadonlySet<string>>(new Set(['build:read']));
-  const [secret, setSecret] = createSignal<string | null>(null);
+  /** The new token's secret, shown once, and which token it is (revoking that one hides it). */
+  const [secret, setSecret] = createSignal<{ id: string; token: string } | null>(null);
   const [error, setError] = createSignal<string | null>(null);
   const [copied, setCopied] = createSignal(false);
   const [creation, create] = createMutation(CreateToken);
@@ -115,6 +116,8 @@ export default function TokensPage() {
     const r = result.data?.revokeToken;
     if (result.error) setRevokeError(result.error.message);
     else if (r?.__typename === 'NotFoundError') setRevokeError(r.message);
+    // A revoked secret is worth nothing: do not leave it on screen to be copied.
+    else if (secret()?.id === t.id) setSecret(null);
     reload();
   }
 
@@ -138,7 +141,7 @@ export default function TokensPage() {
     const r = result.data?.createToken;
     switch (r?.__typename) {
       case 'CreateTokenSuccess':
-        setSecret(r.token);
+        setSecret({ id: r.accessToken.id, token: r.token });
         setName('');
         reload();
         return;
@@ -158,11 +161,11 @@ export default function TokensPage() {
               <strong>Copy your new token now:</strong> it will not be shown again.
             </p>
             <div class="secret">
-              <code data-testid="new-token">{s()}</code>
+              <code data-testid="new-token">{s().token}</code>
               <button
                 type="button"
                 onClick={async () => {
-                  await navigator.clipboard.writeText(s());
+                  await navigator.clipboard.writeText(s().token);
                   setCopied(true);
                 }}
               >
