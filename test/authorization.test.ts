@@ -693,6 +693,17 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         ),
       expect: secretRule,
     },
+    'Query.webhookSubscriptionProblem': {
+      // A check of what the caller sends: anyone may ask (a valid document answers null).
+      run: async (who) => {
+        const res = await gql(
+          who,
+          'query { webhookSubscriptionProblem(subscription: "subscription { nope }") }',
+        );
+        return judge('webhookSubscriptionProblem', res);
+      },
+      expect: everyone('ok'),
+    },
     'Query.scheduleTimes': {
       // A computation on what the caller sends: anyone may ask.
       run: async (who) =>

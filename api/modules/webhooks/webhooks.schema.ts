@@ -187,6 +187,19 @@ const orInputError = <T>(
   throw new InputError(outcome.reason, outcome.path);
 };
 
+builder.queryField('webhookSubscriptionProblem', (t) =>
+  t.string({
+    nullable: true,
+    description:
+      "Why createWebhook would refuse this subscription document (the same check), or null when it would take it: an editor's check as you type.",
+    args: { subscription: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => {
+      const checked = ctx.services.webhooks.checkSubscription(args.subscription);
+      return 'reason' in checked ? checked.reason : null;
+    },
+  }),
+);
+
 builder.mutationFields((t) => ({
   createWebhook: t.field({
     type: CreateWebhookSuccess,

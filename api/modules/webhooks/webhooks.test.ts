@@ -174,6 +174,14 @@ describe.runIf(available('postgres'))('outgoing webhooks', () => {
     expect(
       await refused('subscription A { buildsUpdated { number } } subscription B { buildsUpdated { id } }'),
     ).toMatch(/exactly one operation/);
+    const check = async (subscription: string) =>
+      (
+        await gql(a, 'query ($s: String!) { webhookSubscriptionProblem(subscription: $s) }', {
+          s: subscription,
+        })
+      ).webhookSubscriptionProblem;
+    expect(await check('subscription { buildsUpdated { number } }')).toBeNull();
+    expect(await check('query { viewer { id } }')).toMatch(/a webhook runs a subscription/);
     expect(isPrivateAddress('::ffff:127.0.0.1')).toBe(true);
     expect(isPrivateAddress('93.184.216.34')).toBe(false);
   });
