@@ -47,6 +47,11 @@ const ApiConfigSchema = z.object({
   KILN_POLL_MIN_SECONDS: z.coerce.number().int().positive().default(10),
   KILN_SCHEDULE_MIN_SECONDS: z.coerce.number().int().positive().default(60),
   KILN_ALLOW_PRIVATE_URLS: z.enum(['true', 'false']).default('false'),
+  KILN_SMTP_URL: z
+    .string()
+    .default('')
+    .refine((v) => v === '' || /^smtps?:\/\//.test(v), 'smtp://user:pass@host:port or smtps://…'),
+  KILN_MAIL_FROM: z.string().default('Kiln <kiln@localhost>'),
   KILN_POLL_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(60),
 });
 
@@ -82,6 +87,10 @@ export interface ApiConfig {
   scheduleMinSeconds: number;
   /** KILN_ALLOW_PRIVATE_URLS: outgoing webhooks may reach loopback and private addresses. */
   allowPrivateUrls: boolean;
+  /** KILN_SMTP_URL: where mail goes out; empty: no mail. */
+  smtpUrl: string;
+  /** KILN_MAIL_FROM: the From of every mail. */
+  mailFrom: string;
   /** How long one check of a repository's remote may take before it is stopped, in ms. */
   pollTimeoutMs: number;
 }
@@ -126,6 +135,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       pollMinSeconds: e.KILN_POLL_MIN_SECONDS,
       scheduleMinSeconds: e.KILN_SCHEDULE_MIN_SECONDS,
       allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS === 'true',
+      smtpUrl: e.KILN_SMTP_URL,
+      mailFrom: e.KILN_MAIL_FROM,
       pollTimeoutMs: e.KILN_POLL_TIMEOUT_SECONDS * 1000,
     },
   };

@@ -10,6 +10,7 @@ import type { SecretBox } from './auth/secret-box.ts';
 import type { PubSub } from './events/pubsub.ts';
 import type { ArtifactService } from './modules/artifacts/artifacts.service.ts';
 import type { BuildService } from './modules/builds/builds.service.ts';
+import type { MailService } from './modules/mail/mail.service.ts';
 import type { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import type { ObjectService } from './modules/objects/objects.service.ts';
 import type { ForgeEventService } from './modules/repositories/forge-events.service.ts';
@@ -28,6 +29,7 @@ export interface Services {
   forgeEvents: ForgeEventService;
   schedules: ScheduleService;
   webhooks: WebhookService;
+  mail: MailService;
 }
 
 export interface Context {

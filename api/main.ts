@@ -72,6 +72,8 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     pollMinSeconds: config.pollMinSeconds,
     scheduleMinSeconds: config.scheduleMinSeconds,
     allowPrivateUrls: config.allowPrivateUrls,
+    smtpUrl: config.smtpUrl,
+    mailFrom: config.mailFrom,
     pollTimeoutMs: config.pollTimeoutMs,
   });
   const { url } = await app.start(config.port, config.host);

@@ -4,6 +4,7 @@ import './modules/artifacts/artifacts.schema.ts';
 import './modules/builds/builds.schema.ts';
 import './modules/builds/builds-live.schema.ts';
 import './modules/keys/keys.schema.ts';
+import './modules/mail/mail.schema.ts';
 import './modules/namespaces/namespaces.schema.ts';
 import './modules/notifications/badges.schema.ts';
 import './modules/objects/objects.schema.ts';

@@ -40,6 +40,7 @@ import {
 } from './modules/artifacts/artifacts.service.ts';
 import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
+import { MailService } from './modules/mail/mail.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { addBadgeRoutes } from './modules/notifications/badges.ts';
 import { addCctrayRoutes } from './modules/notifications/cctray.ts';
@@ -92,6 +93,10 @@ export interface AppDeps {
   scheduleMaxSleepMs?: number;
   /** KILN_ALLOW_PRIVATE_URLS: outgoing webhooks may reach loopback and private addresses. */
   allowPrivateUrls?: boolean;
+  /** KILN_SMTP_URL; empty or absent: no mail. */
+  smtpUrl?: string;
+  /** KILN_MAIL_FROM. */
+  mailFrom?: string;
 }
 
 export interface App {
@@ -117,6 +122,8 @@ export interface App {
     fireSchedules(): Promise<Firing[]>;
     /** Sends the due webhook deliveries now; returns how many were delivered. */
     sendWebhooks(): Promise<number>;
+    /** Mails about the finished builds not yet considered; returns how many mails went out. */
+    mailBuilds(): Promise<number>;
   };
   /** The same jobs as scheduled (jobs/periodic.ts): their ticks honour the overlap guard and leadership. */
   jobs: {
@@ -132,6 +139,8 @@ export interface App {
     webhookSubscriptions: PeriodicJob;
     /** Sends due webhook deliveries (every serve; each delivery is claimed by one). */
     webhookSender: PeriodicJob;
+    /** Mails about finished builds (one serve: the leader). */
+    buildMail: PeriodicJob;
   };
 }
 
@@ -224,6 +233,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       logger,
       minSeconds: deps.scheduleMinSeconds ?? 60,
       onChange: () => scheduler.wake(),
+    }),
+    mail: new MailService({
+      orm,
+      logger,
+      smtpUrl: deps.smtpUrl ?? '',
+      from: deps.mailFrom ?? 'Kiln <kiln@localhost>',
+      publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080',
     }),
     webhooks: new WebhookService({
       orm,
@@ -375,6 +391,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     logger,
   });
+  const buildMail = every({
+    name: 'build-mail',
+    intervalMs: 2_000,
+    run: () => services.mail.mailFinished(),
+    logger,
+    leaderOnly: { databaseUrl: database.url },
+  });
   const jobs = {
     outboxSweeper: sweeper.job,
     watchdog: watchdog.job,
@@ -385,6 +408,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     scheduler,
     webhookSubscriptions,
     webhookSender,
+    buildMail,
   };
   const routes = createRoutes();
   routes
@@ -456,6 +480,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   addHookRoutes(routes, services.forgeEvents);
   addBadgeRoutes(routes, { orm, secrets: deps.secrets });
+  routes.add(['GET'], '/verify-email', async (_req, res, { url }) => {
+    const ok = await services.mail.verifyEmail(orm.em.fork(), url.searchParams.get('token') ?? '');
+    res.writeHead(303, { location: `/account?email=${ok ? 'verified' : 'link-expired'}` }).end();
+  });
   addCctrayRoutes(routes, { orm, publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080' });
   routes
     .add('*', '/graphql', graphqlOverHttp)
@@ -476,6 +504,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       reportStatuses: () => statuses.reportDue(),
       fireSchedules: async () => (await services.schedules.tick()).firings,
       sendWebhooks: () => services.webhooks.sendDue(),
+      mailBuilds: () => services.mail.mailFinished(),
     },
     jobs,
     async start(port, host = '127.0.0.1') {

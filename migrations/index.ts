@@ -11,6 +11,7 @@ import { Migration20261208020000_repository_commits_keys } from './Migration2026
 import { Migration20261208020401_schedules } from './Migration20261208020401_schedules.ts';
 import { Migration20261208023833_webhooks } from './Migration20261208023833_webhooks.ts';
 import { Migration20261208025732_badges } from './Migration20261208025732_badges.ts';
+import { Migration20261208030411_mail } from './Migration20261208030411_mail.ts';
 
 export const migrationsList = [
   { name: 'Migration20261121203133_initial', class: Migration20261121203133_initial },
@@ -25,4 +26,5 @@ export const migrationsList = [
   { name: 'Migration20261208020401_schedules', class: Migration20261208020401_schedules },
   { name: 'Migration20261208023833_webhooks', class: Migration20261208023833_webhooks },
   { name: 'Migration20261208025732_badges', class: Migration20261208025732_badges },
+  { name: 'Migration20261208030411_mail', class: Migration20261208030411_mail },
 ];

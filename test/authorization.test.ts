@@ -704,6 +704,47 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
       },
       expect: everyone('ok'),
     },
+    'Query.mailEnabled': {
+      run: async (who) => judge('mailEnabled', await gql(who, 'query { mailEnabled }')),
+      expect: everyone('ok'),
+    },
+    'Mutation.setEmail': {
+      // This app sends no mail: a signed-in caller is refused with an InputError saying so.
+      run: async (who) =>
+        judge(
+          'setEmail',
+          await gql(who, 'mutation { setEmail(input: { email: "x@example.com" }) { __typename } }'),
+        ),
+      expect: { ...everyone('refused'), anonymous: 'unauthenticated' },
+    },
+    'Mutation.setNotify': {
+      run: async (who) =>
+        judge(
+          'setNotify',
+          await gql(who, 'mutation { setNotify(input: { notify: FAILURES }) { __typename } }'),
+        ),
+      expect: { ...everyone('ok'), anonymous: 'unauthenticated' },
+    },
+    'Mutation.requestPasswordReset': {
+      // Anyone may ask; the answer says nothing of who has an account.
+      run: async (who) =>
+        judge(
+          'requestPasswordReset',
+          await gql(who, 'mutation { requestPasswordReset(input: { login: "owner" }) }'),
+        ),
+      expect: everyone('ok'),
+    },
+    'Mutation.resetPassword': {
+      run: async (who) =>
+        judge(
+          'resetPassword',
+          await gql(
+            who,
+            'mutation { resetPassword(input: { token: "nope", password: "long enough pw" }) { __typename } }',
+          ),
+        ),
+      expect: everyone('refused'),
+    },
     'Query.scheduleTimes': {
       // A computation on what the caller sends: anyone may ask.
       run: async (who) =>

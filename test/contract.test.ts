@@ -31,17 +31,6 @@ const PENDING = new Set<string>([
   // (images): disk images for the qemu driver.
   ...['User.images', 'Namespace.images', 'Mutation.downloadImage', 'Subscription.imageUpdated'],
   ...['ImageStatus', 'Image', 'DownloadImageInput', 'DownloadImageSuccess', 'DownloadImageResult'],
-  // (notifications): outgoing webhooks, mail and badges.
-  ...['User.email', 'User.emailVerified', 'User.notify'],
-  ...['Mutation.setEmail', 'Mutation.setNotify', 'NotifyPreference'],
-  ...[
-    'SetEmailInput',
-    'SetEmailSuccess',
-    'SetEmailResult',
-    'SetNotifyInput',
-    'SetNotifySuccess',
-    'SetNotifyResult',
-  ],
   // (operations): backups.
   ...['Query.backups', 'Mutation.createBackup'],
   ...['BackupStatus', 'Backup', 'CreateBackupSuccess', 'CreateBackupResult'],

@@ -24,7 +24,7 @@ import {
 import { RunnerSchema } from '../modules/runners/runners.entity.ts';
 import { ScheduleFiringSchema, ScheduleSchema } from '../modules/schedules/schedules.entity.ts';
 import { AccessTokenSchema } from '../modules/tokens/tokens.entity.ts';
-import { UserSchema } from '../modules/users/users.entity.ts';
+import { MailTokenSchema, UserSchema } from '../modules/users/users.entity.ts';
 import { VariableSchema } from '../modules/variables/variables.entity.ts';
 import { WebhookDeliverySchema, WebhookSchema } from '../modules/webhooks/webhooks.entity.ts';
 
@@ -55,4 +55,5 @@ export const entities = [
   ScheduleFiringSchema,
   WebhookSchema,
   WebhookDeliverySchema,
+  MailTokenSchema,
 ];

@@ -78,6 +78,7 @@ export async function startTestApp(
     pollTimeoutMs?: number;
     scheduleMinSeconds?: number;
     allowPrivateUrls?: boolean;
+    smtpUrl?: string;
     bootstrapTokenFile?: string;
   } = {},
 ): Promise<TestApp> {
@@ -115,6 +116,7 @@ export async function startTestApp(
     pollTimeoutMs: opts.pollTimeoutMs,
     scheduleMinSeconds: opts.scheduleMinSeconds,
     allowPrivateUrls: opts.allowPrivateUrls,
+    smtpUrl: opts.smtpUrl,
     bootstrapTokenFile: opts.bootstrapTokenFile,
     mirrorsDir,
   });

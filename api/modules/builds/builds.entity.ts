@@ -47,6 +47,8 @@ export interface Build {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** The mail its final status calls for was sent, or it called for none (builds of before mail: true). */
+  mailed?: boolean;
 }
 
 export const BuildSchema = new EntitySchema<Build>({
@@ -60,6 +62,11 @@ export const BuildSchema = new EntitySchema<Build>({
       // Builds of a repository, newest first (Repository.builds).
       name: 'builds_repository_index',
       expression: `create index "builds_repository_index" on "builds" ((trigger_data->>'repositoryId'), "created_at") where (trigger_data->>'repositoryId') is not null`,
+    },
+    {
+      // Finished builds not yet mailed, oldest first (the build-mail job).
+      name: 'builds_unmailed_index',
+      expression: `create index "builds_unmailed_index" on "builds" ("finished_at") where not "mailed" and "finished_at" is not null`,
     },
     {
       // Builds of a schedule, newest first (Schedule.builds).
@@ -101,6 +108,7 @@ export const BuildSchema = new EntitySchema<Build>({
     createdAt: { type: 'datetime' },
     startedAt: { type: 'datetime', nullable: true },
     finishedAt: { type: 'datetime', nullable: true },
+    mailed: { type: 'boolean', default: false },
   },
 });
 

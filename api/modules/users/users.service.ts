@@ -129,7 +129,7 @@ export class UserService {
   }
 }
 
-function checkPassword(password: string): string | null {
+export function checkPassword(password: string): string | null {
   if (password.length < PASSWORD_RULES.min) return `a password has at least ${PASSWORD_RULES.min} characters`;
   if (password.length > PASSWORD_RULES.max) return `a password has at most ${PASSWORD_RULES.max} characters`;
   return null;
