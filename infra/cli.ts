@@ -46,24 +46,29 @@ async function start(withRunner: boolean): Promise<number> {
   if (withRunner) {
     const rc = runnerConfigOrExit(process.env, { inProcess: true });
     const runnerLogger = logger.child({ runner: rc.name });
+    const drivers = createDrivers(rc.drivers, {
+      baseEnv: rc.baseEnv,
+      workspaceDir: rc.workspaceDir,
+      runnerName: rc.name,
+      docker: rc.docker,
+      onNotice: (driver, message) => runnerLogger.info({ driver }, message),
+      onUnavailable: (driver, reason) => runnerLogger.warn({ driver }, `driver not available: ${reason}`),
+    });
     runner = createRunner({
       broker: serving.broker,
       name: rc.name,
       queues: rc.queues,
       concurrency: rc.concurrency,
       drainTimeoutMs: rc.drainTimeoutMs,
-      drivers: createDrivers(rc.drivers, {
-        baseEnv: rc.baseEnv,
-        workspaceDir: rc.workspaceDir,
-        runnerName: rc.name,
-        docker: rc.docker,
-        onNotice: (driver, message) => runnerLogger.info({ driver }, message),
-        onUnavailable: (driver, reason) => runnerLogger.warn({ driver }, `driver not available: ${reason}`),
-      }),
+      drivers,
       logger: runnerLogger,
     });
     await runner.start();
-    logger.info({ runner: rc.name, queues: rc.queues, drivers: rc.drivers }, 'in-process runner started');
+    // The drivers it has, not those it was asked for: one that is not available was said above.
+    logger.info(
+      { runner: rc.name, queues: rc.queues, drivers: [...drivers.keys()] },
+      'in-process runner started',
+    );
   }
   await onSignals(async () => {
     logger.info('shutting down: finishing running builds');

@@ -51,6 +51,8 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: true,
+    // A loaded machine makes any plugin "slow": the timing warnings are noise at every `npm start`.
+    rolldownOptions: { checks: { bundlerTimings: false } },
   },
   server: {
     port: 5173,
