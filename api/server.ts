@@ -40,6 +40,7 @@ import {
 } from './modules/artifacts/artifacts.service.ts';
 import { BuildState } from './modules/builds/build-state.ts';
 import { BuildService } from './modules/builds/builds.service.ts';
+import { addRawLogRoute } from './modules/builds/raw-log.http.ts';
 import { MailService } from './modules/mail/mail.service.ts';
 import { NamespaceService } from './modules/namespaces/namespaces.service.ts';
 import { addBadgeRoutes } from './modules/notifications/badges.ts';
@@ -485,6 +486,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     res.writeHead(303, { location: `/account?email=${ok ? 'verified' : 'link-expired'}` }).end();
   });
   addCctrayRoutes(routes, { orm, publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080' });
+  addRawLogRoute(routes, (req) =>
+    contextFor(
+      {
+        authorization: req.headers.authorization ?? null,
+        cookie: req.headers.cookie ?? null,
+        http: { method: 'GET', csrf: null },
+      },
+      req.socket.remoteAddress ?? 'local',
+      false,
+    ),
+  );
   routes
     .add('*', '/graphql', graphqlOverHttp)
     // The console's own routes (/builds/…) are its client's: any path no other route names.

@@ -745,6 +745,15 @@ describe.runIf(available('postgres'))('authorization of every query, mutation an
         ),
       expect: everyone('refused'),
     },
+    'Query.validateManifest': {
+      // A check of what the caller sends (a valid manifest answers no problems): anyone may ask.
+      run: async (who) =>
+        judge(
+          'validateManifest',
+          await gql(who, 'query { validateManifest(manifest: "stages: [") { message } }'),
+        ),
+      expect: everyone('ok'),
+    },
     'Query.scheduleTimes': {
       // A computation on what the caller sends: anyone may ask.
       run: async (who) =>

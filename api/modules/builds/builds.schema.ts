@@ -320,6 +320,37 @@ builder.objectType(ManifestError, {
   fields: (t) => ({ problems: t.field({ type: [ManifestProblemRef], resolve: (e) => e.problems }) }),
 });
 
+builder.queryField('validateManifest', (t) =>
+  t.field({
+    type: [ManifestProblemRef],
+    description:
+      "The problems submitBuild would answer for this manifest (with line and column), none when it would take it: an editor's check as you type. It submits nothing.",
+    args: { manifest: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => {
+      const validated = ctx.services.builds.validate({ manifest: args.manifest, comment: null, tags: [] });
+      return validated.ok ? [] : validated.problems;
+    },
+  }),
+);
+
+builder.objectField(NamespaceRef, 'build', (t) =>
+  t.field({
+    type: BuildRef,
+    nullable: true,
+    description:
+      "The namespace's build of this number (numbers count per namespace), for addresses such as /<owner>/<namespace path>/builds/<number>; null when there is none or you may not see it.",
+    args: { number: t.arg.int({ required: true }) },
+    resolve: async (ns, args, ctx) => {
+      if (!hasScope(ctx.auth.scopes, 'build:read')) return null;
+      const build = await ctx.em.findOne(BuildSchema, {
+        numberScope: `namespace:${ns.id}`,
+        number: args.number,
+      });
+      return build && (await ctx.access.canReadBuild(build)) ? (build as BuildView) : null;
+    },
+  }),
+);
+
 const SubmitBuildInput = builder.inputType('SubmitBuildInput', {
   fields: (t) => ({
     manifest: t.string({ required: true }),
