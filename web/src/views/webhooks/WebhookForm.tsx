@@ -97,8 +97,8 @@ export function WebhookForm(props: {
     const c = check();
     return c.state === 'failed' ? c.message : null;
   };
-  /** Nothing to submit while the document is being checked or is refused. */
-  const blocked = () => busy() || check().state === 'checking' || check().state === 'refused';
+  /** Nothing to submit while the document is blank, being checked, or refused. */
+  const blocked = () => busy() || ['empty', 'checking', 'refused'].includes(check().state);
 
   async function onSubmit(e: SubmitEvent) {
     e.preventDefault();
@@ -180,6 +180,7 @@ export function WebhookForm(props: {
         />
         <span class="subscription-check muted" data-testid="subscription-check" aria-live="polite">
           <Switch>
+            <Match when={check().state === 'empty'}>Write a subscription, or start from an example.</Match>
             <Match when={check().state === 'checking'}>Checking the document…</Match>
             <Match when={check().state === 'ok'}>✓ The API takes this document.</Match>
             <Match when={checkFailure()}>

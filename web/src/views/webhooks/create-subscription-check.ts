@@ -4,6 +4,7 @@ import { WebhookSubscriptionProblem } from './webhook-documents.ts';
 
 /** What the API made of a subscription document so far. */
 export type SubscriptionCheck =
+  | { state: 'empty' }
   | { state: 'checking' }
   | { state: 'ok' }
   | { state: 'refused'; message: string }
@@ -12,7 +13,8 @@ export type SubscriptionCheck =
 /**
  * Asks the API (`webhookSubscriptionProblem`, the very check createWebhook makes) what it thinks of
  * `document`, `delayMs` after the last keystroke. An answer to older text than the newest is
- * dropped; until the newest is answered the state is `checking`.
+ * dropped; until the newest is answered the state is `checking`. Blank text is `empty`, not asked:
+ * nothing typed yet is no mistake to point at.
  */
 export function createSubscriptionCheck(
   document: Accessor<string>,
@@ -25,6 +27,10 @@ export function createSubscriptionCheck(
   createEffect(
     on(document, (text) => {
       const seq = ++asked;
+      if (text.trim() === '') {
+        setCheck({ state: 'empty' });
+        return;
+      }
       setCheck({ state: 'checking' });
       const timer = setTimeout(async () => {
         const result = await client.urql
