@@ -439,6 +439,35 @@ describe.runIf(ready)('the console pages for webhooks and badges', () => {
     ).toBeGreaterThan(0);
   });
 
+  it('fits a 375 px wide screen: the badge snippets, the webhooks, their form and a webhook page', async () => {
+    const own = await stack.gql<{ viewer: { webhooks: { id: string }[] } }>(
+      'query { viewer { webhooks { id } } }',
+    );
+    const phone = await browser.newContext({ viewport: { width: 375, height: 812 } });
+    phone.setDefaultTimeout(10_000);
+    try {
+      await phone.addInitScript((token) => localStorage.setItem('kiln.token', token), stack.token);
+      const p = await phone.newPage();
+      const fits = async () =>
+        expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await p.goto(`${stack.url}/namespaces/admin/team`);
+      await p.getByTestId('badge-markdown').waitFor();
+      await fits();
+      await p.goto(`${stack.url}/webhooks`);
+      await p.locator('#webhooks li.webhook-item').first().waitFor();
+      await fits();
+      await p.getByRole('button', { name: 'New webhook' }).click();
+      await p.getByRole('form', { name: 'New webhook' }).waitFor();
+      await fits();
+      await p.goto(`${stack.url}/webhooks/${encodeURIComponent(own.viewer.webhooks[0]!.id)}`);
+      await p.getByRole('heading', { name: 'Recent deliveries' }).waitFor();
+      await fits();
+      await p.screenshot({ path: screenshotPath('webhook-page-375px'), fullPage: true });
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('drops the token from the snippet once the namespace is public', async () => {
     await page.getByLabel('Who may see it').selectOption('PUBLIC');
     const panel = page.locator('#badge');
