@@ -1,6 +1,7 @@
 /**
  * The console's build: `vite build web` writes web/dist, which `kiln serve` serves next to the API;
- * `vite web` is the dev server, proxying /graphql (HTTP and WebSocket) to a `kiln serve` on :8080.
+ * `vite web` is the dev server, proxying /graphql (HTTP and WebSocket), the badges and the CCTray feed
+ * to a `kiln serve` on :8080.
  */
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -59,6 +60,8 @@ export default defineConfig({
     proxy: {
       '/graphql': { target: 'http://127.0.0.1:8080', ws: true, changeOrigin: true },
       '/healthz': 'http://127.0.0.1:8080',
+      '/badges': 'http://127.0.0.1:8080',
+      '/cctray.xml': 'http://127.0.0.1:8080',
     },
   },
 });

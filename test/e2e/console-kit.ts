@@ -176,6 +176,8 @@ export interface Stack {
 export interface StackOptions {
   /** KILN_SCHEDULE_MIN_SECONDS for serve (its default, 60, when absent): 1 lets a schedule fire every second. */
   scheduleMinSeconds?: number;
+  /** KILN_ALLOW_PRIVATE_URLS=true for serve: webhooks may post to a receiver on 127.0.0.1. */
+  allowPrivateUrls?: boolean;
 }
 
 /** `kiln serve` and one `kiln runner` on a fresh database and broker prefix. */
@@ -200,6 +202,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const serve = await startServe('serve', {
       ...env,
       ...(opts.scheduleMinSeconds ? { KILN_SCHEDULE_MIN_SECONDS: String(opts.scheduleMinSeconds) } : {}),
+      ...(opts.allowPrivateUrls ? { KILN_ALLOW_PRIVATE_URLS: 'true' } : {}),
     });
     processes.push(serve);
     const runner = spawnKiln('runner', ['runner'], {

@@ -29,6 +29,8 @@ const RunnersPage = lazy(() => import('./views/runners/RunnersPage.tsx'));
 const AccountPage = lazy(() => import('./views/account/AccountPage.tsx'));
 const SchedulesPage = lazy(() => import('./views/schedules/SchedulesPage.tsx'));
 const SchedulePage = lazy(() => import('./views/schedules/SchedulePage.tsx'));
+const WebhooksPage = lazy(() => import('./views/webhooks/WebhooksPage.tsx'));
+const WebhookPage = lazy(() => import('./views/webhooks/WebhookPage.tsx'));
 
 const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
 /**
@@ -123,6 +125,7 @@ function Shell(props: RouteSectionProps) {
             <A href="/builds/new">New build</A>
             <A href="/namespaces">Namespaces</A>
             <A href="/schedules">Schedules</A>
+            <A href="/webhooks">Webhooks</A>
             <A href="/variables">Variables</A>
             <A href="/tokens">Tokens</A>
             <A href="/runners">Runners</A>
@@ -209,6 +212,8 @@ export function App() {
       <Route path="/repositories/:id" component={RepositoryPage} />
       <Route path="/schedules" component={SchedulesPage} />
       <Route path="/schedules/:id" component={SchedulePage} />
+      <Route path="/webhooks" component={WebhooksPage} />
+      <Route path="/webhooks/:id" component={WebhookPage} />
       <Route path="/variables" component={SecretsPage} />
       <Route path="/runners" component={RunnersPage} />
       <Route path="/account" component={AccountPage} />

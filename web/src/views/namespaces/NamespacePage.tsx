@@ -6,6 +6,8 @@ import { graphql } from '../../graphql.ts';
 import { RepositoriesPanel } from '../repositories/RepositoriesPanel.tsx';
 import { SchedulesPanel } from '../schedules/SchedulesPanel.tsx';
 import { SecretsPanel } from '../secrets/SecretsPanel.tsx';
+import { WebhooksPanel } from '../webhooks/WebhooksPanel.tsx';
+import { BadgePanel } from './BadgePanel.tsx';
 import { namespaceHref } from './NamespacesPage.tsx';
 
 const NamespaceQuery = graphql(`
@@ -196,6 +198,14 @@ export default function NamespacePage() {
                 <a class="button" href="#schedules">
                   Schedules
                 </a>
+                <Show when={n().canWrite}>
+                  <a class="button" href="#webhooks">
+                    Webhooks
+                  </a>
+                </Show>
+                <a class="button" href="#badge">
+                  Badge
+                </a>
                 <A class="button" href={`/builds?namespace=${encodeURIComponent(ref())}`}>
                   Builds
                 </A>
@@ -238,6 +248,15 @@ export default function NamespacePage() {
             </section>
             <RepositoriesPanel namespace={ref()} canWrite={n().canWrite} />
             <SchedulesPanel namespace={ref()} canWrite={n().canWrite} />
+            <Show when={n().canWrite}>
+              <WebhooksPanel namespace={ref()} />
+            </Show>
+            <BadgePanel
+              owner={n().owner.username}
+              path={n().path}
+              visibility={n().visibility}
+              canWrite={n().canWrite}
+            />
             <section aria-labelledby="children-heading">
               <h2 id="children-heading">Children</h2>
               <Show when={n().children.length > 0} fallback={<p class="muted">No child namespaces.</p>}>
