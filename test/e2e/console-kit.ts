@@ -178,6 +178,8 @@ export interface StackOptions {
   scheduleMinSeconds?: number;
   /** KILN_ALLOW_PRIVATE_URLS=true for serve: webhooks may post to a receiver on 127.0.0.1. */
   allowPrivateUrls?: boolean;
+  /** KILN_SMTP_URL for serve: mail goes to a local SMTP server of the test. */
+  smtpUrl?: string;
 }
 
 /** `kiln serve` and one `kiln runner` on a fresh database and broker prefix. */
@@ -203,6 +205,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       ...env,
       ...(opts.scheduleMinSeconds ? { KILN_SCHEDULE_MIN_SECONDS: String(opts.scheduleMinSeconds) } : {}),
       ...(opts.allowPrivateUrls ? { KILN_ALLOW_PRIVATE_URLS: 'true' } : {}),
+      ...(opts.smtpUrl ? { KILN_SMTP_URL: opts.smtpUrl } : {}),
     });
     processes.push(serve);
     const runner = spawnKiln('runner', ['runner'], {

@@ -20,6 +20,7 @@ const BuildPage = lazy(() => import('./views/builds/BuildPage.tsx'));
 const SubmitPage = lazy(() => import('./views/builds/SubmitPage.tsx'));
 const SignInPage = lazy(() => import('./views/session/SignInPage.tsx'));
 const SignUpPage = lazy(() => import('./views/session/SignUpPage.tsx'));
+const ResetPasswordPage = lazy(() => import('./views/session/ResetPasswordPage.tsx'));
 const TokensPage = lazy(() => import('./views/tokens/TokensPage.tsx'));
 const NamespacesPage = lazy(() => import('./views/namespaces/NamespacesPage.tsx'));
 const NamespacePage = lazy(() => import('./views/namespaces/NamespacePage.tsx'));
@@ -32,7 +33,7 @@ const SchedulePage = lazy(() => import('./views/schedules/SchedulePage.tsx'));
 const WebhooksPage = lazy(() => import('./views/webhooks/WebhooksPage.tsx'));
 const WebhookPage = lazy(() => import('./views/webhooks/WebhookPage.tsx'));
 
-const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up']);
+const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up', '/reset-password']);
 /**
  * A build's page opens without signing in: the API serves builds of PUBLIC namespaces (and their
  * logs) to anonymous callers, and says "no such build" for the others.
@@ -205,6 +206,7 @@ export function App() {
       <Route path="/builds/new" component={SubmitPage} />
       <Route path="/builds/:id" component={BuildRoute} />
       <Route path="/sign-in" component={SignInPage} />
+      <Route path="/reset-password" component={ResetPasswordPage} />
       <Route path="/sign-up" component={SignUpPage} />
       <Route path="/tokens" component={TokensPage} />
       <Route path="/namespaces" component={NamespacesPage} />

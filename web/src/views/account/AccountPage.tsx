@@ -2,6 +2,7 @@ import { createMutation, createQuery } from '@urql/solid';
 import { createEffect, createSignal, Show } from 'solid-js';
 import { ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
+import { MailSettings } from './MailSettings.tsx';
 
 const AccountQuery = graphql(`
   query Account {
@@ -143,6 +144,8 @@ export default function AccountPage() {
           {changing.fetching ? 'Changing…' : 'Change password'}
         </button>
       </form>
+
+      <MailSettings />
 
       <h2>Artifact cleanup</h2>
       <form class="card" onSubmit={onLimit}>

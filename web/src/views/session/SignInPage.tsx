@@ -19,6 +19,13 @@ const CheckToken = graphql(`
 const SignInHints = graphql(`
   query SignInHints {
     bootstrapTokenFile
+    mailEnabled
+  }
+`);
+
+const RequestPasswordReset = graphql(`
+  mutation RequestPasswordReset($input: RequestPasswordResetInput!) {
+    requestPasswordReset(input: $input)
   }
 `);
 
@@ -31,7 +38,16 @@ export function nextPath(next: string | string[] | undefined): string {
 export default function SignInPage() {
   const { session, client } = useKiln();
   const navigate = useNavigate();
-  const [params] = useSearchParams<{ next?: string }>();
+  const [params] = useSearchParams<{ next?: string; reset?: string }>();
+  const [forgotten, setForgotten] = createSignal('');
+  const [forgotSent, setForgotSent] = createSignal(false);
+  async function onForgot() {
+    setForgotSent(false);
+    const result = await client.urql
+      .mutation(RequestPasswordReset, { input: { login: forgotten().trim() } })
+      .toPromise();
+    if (!result.error) setForgotSent(true);
+  }
   const [token, setToken] = createSignal('');
   const [username, setUsername] = createSignal('');
   const [password, setPassword] = createSignal('');
@@ -133,6 +149,36 @@ export default function SignInPage() {
         <p class="muted">
           No account? <A href="/sign-up">Sign up</A>
         </p>
+        <Show when={params.reset === 'done'}>
+          <p class="notice notice-ok" role="status">
+            Your new password is set: log in with it.
+          </p>
+        </Show>
+        <Show when={hints.data?.mailEnabled}>
+          <details class="forgot" data-testid="forgot-password">
+            <summary>Forgot your password?</summary>
+            <p class="muted">
+              Give your username or your confirmed address: a link that sets a new password is mailed there.
+            </p>
+            <label>
+              Username or email
+              <input
+                name="login"
+                autocomplete="username"
+                value={forgotten()}
+                onInput={(e) => setForgotten(e.currentTarget.value)}
+              />
+            </label>
+            <button type="button" disabled={forgotten().trim() === ''} onClick={() => void onForgot()}>
+              Mail me a link
+            </button>
+            <Show when={forgotSent()}>
+              <p class="notice notice-ok" role="status">
+                If that account has a confirmed address, a link is on its way.
+              </p>
+            </Show>
+          </details>
+        </Show>
       </form>
       <form class="card" onSubmit={withToken} aria-labelledby="token-heading">
         <h2 id="token-heading">With an API token</h2>
