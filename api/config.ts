@@ -52,6 +52,7 @@ const ApiConfigSchema = z.object({
     .default('')
     .refine((v) => v === '' || /^smtps?:\/\//.test(v), 'smtp://user:pass@host:port or smtps://…'),
   KILN_MAIL_FROM: z.string().default('Kiln <kiln@localhost>'),
+  KILN_METRICS_TOKEN: z.string().default(''),
   KILN_POLL_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(60),
 });
 
@@ -91,6 +92,8 @@ export interface ApiConfig {
   smtpUrl: string;
   /** KILN_MAIL_FROM: the From of every mail. */
   mailFrom: string;
+  /** KILN_METRICS_TOKEN: the bearer token /metrics asks for; empty: none. */
+  metricsToken: string | null;
   /** How long one check of a repository's remote may take before it is stopped, in ms. */
   pollTimeoutMs: number;
 }
@@ -137,6 +140,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ConfigResul
       allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS === 'true',
       smtpUrl: e.KILN_SMTP_URL,
       mailFrom: e.KILN_MAIL_FROM,
+      metricsToken: e.KILN_METRICS_TOKEN || null,
       pollTimeoutMs: e.KILN_POLL_TIMEOUT_SECONDS * 1000,
     },
   };

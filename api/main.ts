@@ -74,6 +74,7 @@ export async function serve(config: ApiConfig, logger = createLogger(config.logL
     allowPrivateUrls: config.allowPrivateUrls,
     smtpUrl: config.smtpUrl,
     mailFrom: config.mailFrom,
+    metricsToken: config.metricsToken,
     pollTimeoutMs: config.pollTimeoutMs,
   });
   const { url } = await app.start(config.port, config.host);

@@ -32,6 +32,7 @@ import { createCurator } from './jobs/curator.ts';
 import { createOutboxSweeper } from './jobs/outbox-sweeper.ts';
 import { every, type PeriodicJob } from './jobs/periodic.ts';
 import { createWatchdog } from './jobs/watchdog.ts';
+import { addMetricsRoute, createMetrics, routeLabel } from './metrics.ts';
 import { addFilesRoutes } from './modules/artifacts/artifacts.http.ts';
 import {
   ArtifactService,
@@ -98,6 +99,8 @@ export interface AppDeps {
   smtpUrl?: string;
   /** KILN_MAIL_FROM. */
   mailFrom?: string;
+  /** KILN_METRICS_TOKEN: /metrics answers only `Authorization: Bearer <it>`; none: anyone. */
+  metricsToken?: string | null;
 }
 
 export interface App {
@@ -271,6 +274,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }),
   };
   const limiter = createRateLimiter(deps.rateLimit ?? 0);
+  let wss: WebSocketServer | null = null;
+  const metrics = createMetrics({ orm, webSockets: () => wss?.clients.size ?? 0 });
   /** By graphql-ws connection: its credentials' last check. */
   const checkedSockets = new WeakMap<object, { auth: Auth; at: number }>();
   const cookiesOf = new WeakMap<Request, string[]>();
@@ -295,6 +300,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     landingPage: false,
     plugins: [
       useDocumentLimits(),
+      metrics.yogaPlugin(),
       {
         // Cookies set by resolvers (logIn, logOut) go out with the response.
         onResponse: ({ request, response }) => {
@@ -486,6 +492,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     res.writeHead(303, { location: `/account?email=${ok ? 'verified' : 'link-expired'}` }).end();
   });
   addCctrayRoutes(routes, { orm, publicUrl: () => deps.publicUrl ?? listenUrl ?? 'http://127.0.0.1:8080' });
+  addMetricsRoute(routes, metrics, deps.metricsToken ?? null);
   addRawLogRoute(routes, (req) =>
     contextFor(
       {
@@ -502,7 +509,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // The console's own routes (/builds/…) are its client's: any path no other route names.
     .add(['GET', 'HEAD'], '/*', (req, res, { url }) => serveConsole(req, res, url.pathname));
   let server: Server | null = null;
-  let wss: WebSocketServer | null = null;
 
   return {
     fetch: (request) => yoga.fetch(request),
@@ -520,9 +526,27 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     jobs,
     async start(port, host = '127.0.0.1') {
-      consumers.push(...(await startIngester({ orm, broker, pubsub, logger, buildState })));
+      consumers.push(
+        ...(await startIngester({
+          orm,
+          broker,
+          pubsub,
+          logger,
+          buildState,
+          onStored: (e) => metrics.stored(e),
+        })),
+      );
       for (const job of Object.values(jobs)) job.start();
       server = createServer((req, res) => {
+        const started = performance.now();
+        res.once('finish', () =>
+          metrics.http(
+            req.method ?? 'GET',
+            routeLabel(new URL(req.url ?? '/', 'http://x').pathname),
+            res.statusCode,
+            (performance.now() - started) / 1000,
+          ),
+        );
         routes.handle(req, res).catch((err) => {
           logger.error({ err }, 'request failed');
           if (!res.headersSent) res.writeHead(500).end();

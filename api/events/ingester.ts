@@ -33,12 +33,19 @@ export interface IngesterDeps {
   pubsub: PubSub;
   logger: Logger;
   buildState: BuildState;
+  /** Told of what each batch stored, once it is stored (metrics). */
+  onStored?: (events: RunnerEvent[]) => void;
 }
 
 export async function startIngester(deps: IngesterDeps): Promise<Consumer[]> {
-  const store = await deps.broker.consumeStored('event', (deliveries) => storeEvents(deps, deliveries), {
-    batchSize: 500,
-  });
+  const store = await deps.broker.consumeStored(
+    'event',
+    async (deliveries) => {
+      await storeEvents(deps, deliveries);
+      deps.onStored?.(deliveries.map((d) => d.message));
+    },
+    { batchSize: 500 },
+  );
   const fanout = await deps.broker.subscribe('event', (event) => {
     if (event.type === 'log.chunk') deps.pubsub.publishLog(event);
     else if (event.type === 'build.updated') deps.pubsub.publishBuild(event);

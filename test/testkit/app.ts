@@ -79,6 +79,7 @@ export async function startTestApp(
     scheduleMinSeconds?: number;
     allowPrivateUrls?: boolean;
     smtpUrl?: string;
+    metricsToken?: string;
     bootstrapTokenFile?: string;
   } = {},
 ): Promise<TestApp> {
@@ -117,6 +118,7 @@ export async function startTestApp(
     scheduleMinSeconds: opts.scheduleMinSeconds,
     allowPrivateUrls: opts.allowPrivateUrls,
     smtpUrl: opts.smtpUrl,
+    metricsToken: opts.metricsToken,
     bootstrapTokenFile: opts.bootstrapTokenFile,
     mirrorsDir,
   });
