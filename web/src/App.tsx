@@ -10,7 +10,9 @@ import {
 } from '@solidjs/router';
 import { createQuery, Provider } from '@urql/solid';
 import { createMemo, lazy, onCleanup, Show } from 'solid-js';
+import { EmptyState, ErrorNotice, Loading } from './components/Notice.tsx';
 import { graphql } from './graphql.ts';
+import { parseBuildPath } from './lib/build-name.ts';
 import { createSession } from './lib/create-session.ts';
 import { createKilnClient } from './lib/kiln-client.ts';
 import { KilnContext, useKiln } from './lib/kiln-context.ts';
@@ -38,7 +40,19 @@ const PUBLIC_PATHS = new Set(['/sign-in', '/sign-up', '/reset-password']);
  * A build's page opens without signing in: the API serves builds of PUBLIC namespaces (and their
  * logs) to anonymous callers, and says "no such build" for the others.
  */
-const ANONYMOUS_PATH = /^\/builds\/(?!new$)[^/]+$/;
+const ANONYMOUS_PATH = /^\/builds\/(?!new$)[^/]+$|^\/[^/]+\/.+\/builds\/\d+\/?$/;
+
+/** Opens `/<owner>/<namespace path>/builds/<number>`: the namespace's build of that number. */
+const BuildByNumberQuery = graphql(`
+  query BuildByNumber($namespace: String!, $number: Int!) {
+    namespace(path: $namespace) {
+      id
+      build(number: $number) {
+        id
+      }
+    }
+  }
+`);
 
 const ViewerQuery = graphql(`
   query Viewer {
@@ -187,6 +201,51 @@ function BuildRoute() {
   );
 }
 
+/**
+ * `/<owner>/<namespace path>/builds/<number>`: resolved to the build's id, then the same page as
+ * `/builds/<id>`. Any other path of two or more segments that no route claims is not found.
+ */
+function ReadableBuildRoute() {
+  const location = useLocation();
+  const target = createMemo(() => parseBuildPath(location.pathname));
+  return (
+    <Show when={target()} keyed fallback={<NotFound />}>
+      {(t) => <ResolvedBuild namespace={t.namespace} number={t.number} />}
+    </Show>
+  );
+}
+
+function ResolvedBuild(props: { namespace: string; number: number }) {
+  const [query, refetch] = createQuery({
+    query: BuildByNumberQuery,
+    variables: { namespace: props.namespace, number: props.number },
+  });
+  const id = () => query.data?.namespace?.build?.id;
+  return (
+    <>
+      <Show when={query.error && !query.data}>
+        <ErrorNotice error={query.error!} title="Could not load the build" retry={() => refetch()} />
+      </Show>
+      <Show when={!query.data && query.fetching}>
+        <Loading label="Loading the build…" />
+      </Show>
+      <Show when={query.data && !id()}>
+        <section class="page">
+          <EmptyState title="No such build">
+            <p>
+              {props.namespace} has no build #{props.number}, or you may not see it.{' '}
+              <A href="/builds">See all builds</A>.
+            </p>
+          </EmptyState>
+        </section>
+      </Show>
+      <Show when={id()} keyed>
+        {(buildId) => <BuildPage id={buildId} />}
+      </Show>
+    </>
+  );
+}
+
 function NotFound() {
   return (
     <section class="page">
@@ -219,6 +278,7 @@ export function App() {
       <Route path="/variables" component={SecretsPage} />
       <Route path="/runners" component={RunnersPage} />
       <Route path="/account" component={AccountPage} />
+      <Route path="/:owner/*rest" component={ReadableBuildRoute} />
       <Route path="*" component={NotFound} />
     </Router>
   );

@@ -14,3 +14,28 @@ export const buildScope = (b: Omit<NamedBuild, 'number'>): string =>
 
 /** `ada@team/app #3`. */
 export const buildName = (b: NamedBuild): string => `${buildScope(b)} #${b.number}`;
+
+/**
+ * Where a build's page lives: `/ada/team/app/builds/3` for a namespace's build (what people read and
+ * share), `/builds/<id>` for one in no namespace. Both open the same page.
+ */
+export const buildPath = (b: NamedBuild & { id: string }): string =>
+  b.namespace
+    ? `/${encodeURIComponent(b.namespace.owner.username)}/${b.namespace.path
+        .split('/')
+        .map(encodeURIComponent)
+        .join('/')}/builds/${b.number}`
+    : `/builds/${encodeURIComponent(b.id)}`;
+
+/** `/ada/team/app/builds/3` → { namespace: 'ada@team/app', number: 3 }; null for any other path. */
+export function parseBuildPath(pathname: string): { namespace: string; number: number } | null {
+  const m = /^\/([^/]+)\/(.+)\/builds\/(\d+)\/?$/.exec(pathname);
+  if (!m) return null;
+  const number = Number(m[3]);
+  if (!Number.isSafeInteger(number) || number < 1) return null;
+  try {
+    return { namespace: `${decodeURIComponent(m[1]!)}@${decodeURIComponent(m[2]!)}`, number };
+  } catch {
+    return null;
+  }
+}

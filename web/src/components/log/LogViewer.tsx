@@ -5,7 +5,13 @@
  * MAX_SCROLL_PX the scroll range is scaled, because browsers cap an element's height.
  *
  * Anchors: `#<job>-L<n>` is line n of job <job> (job names are unique in a build); `#L<n>` is line n
- * of the first section that has lines. Clicking a line number sets the anchor.
+ * of the first section that has lines; `#<job>-L<n>-L<m>` (or `#L<n>-L<m>`) is lines n to m. Clicking
+ * a line number sets the anchor; shift-clicking another in the same job makes it a range.
+ *
+ * Commands: the runner prints `$ <command>` before each command; its line has a toggle that folds
+ * the command's output (the lines up to the next `$ ` line) away.
+ *
+ * Keys: `/` (outside a text field) or Ctrl/Cmd+F focuses the search.
  *
  * Follow mode: while the view is at the bottom, new lines keep it there; scrolling up pauses it, and
  * the Follow button (or scrolling back to the bottom) resumes it.
@@ -22,11 +28,12 @@ import {
   onCleanup,
   onMount,
   Show,
+  untrack,
 } from 'solid-js';
-import { type AnsiSegment, type AnsiStyle, parseAnsi, styleAttrs } from '../../lib/ansi.ts';
+import { type AnsiSegment, type AnsiStyle, parseAnsi, styleAttrs, visibleText } from '../../lib/ansi.ts';
 import type { JobStatus } from '../../lib/status.ts';
 import { StatusBadge } from '../StatusBadge.tsx';
-import { createLogSearch, findRanges, type LogMatch } from './log-search.ts';
+import { createLogSearch, type LogMatch, type Matcher } from './log-search.ts';
 import type { LogSection, LogStore } from './log-store.ts';
 
 export const LINE_HEIGHT = 20;
@@ -43,6 +50,10 @@ export interface LogViewerProps {
   streamState?: Accessor<StreamState>;
   jobStatus?: (jobId: string) => JobStatus | undefined;
   downloadName?: string;
+  /** The plain-text log on the server (`/builds/<id>/raw`), linked as "Raw log". */
+  rawUrl?: string;
+  /** Called on a click of the raw link, before the browser follows it; may prevent that. */
+  onRawClick?: (e: MouseEvent) => void;
   /** Shown where the lines would be while the log is empty. */
   emptyText?: string;
 }
@@ -51,14 +62,64 @@ type Row =
   | { kind: 'header'; section: LogSection; index: number }
   | { kind: 'line'; section: LogSection; index: number; line: number };
 
-export const anchorFor = (section: LogSection, line: number) => `${section.name}-L${line + 1}`;
+/** `unit-L12`, or `unit-L12-L14` for a range (lines are 0-based here, 1-based in anchors). */
+export const anchorFor = (section: LogSection, line: number, end = line) =>
+  end > line ? `${section.name}-L${line + 1}-L${end + 1}` : `${section.name}-L${line + 1}`;
 
-/** `unit-L12` → { name: 'unit', line: 11 }; `L12` → { name: null, line: 11 }. */
-export function parseAnchor(hash: string): { name: string | null; line: number } | null {
-  const m = /^(?:(.+)-)?L(\d+)$/.exec(decodeURIComponent(hash.replace(/^#/, '')));
+export interface Anchor {
+  name: string | null;
+  /** The first line, 0-based. */
+  line: number;
+  /** The last line, 0-based: `line` unless the anchor is a range. */
+  end: number;
+}
+
+/**
+ * `unit-L12` → { name: 'unit', line: 11, end: 11 }; `L12` → { name: null, line: 11, end: 11 };
+ * `L12-L14` → lines 11 to 13 (a range given backwards is put right).
+ */
+export function parseAnchor(hash: string): Anchor | null {
+  let text: string;
+  try {
+    text = decodeURIComponent(hash.replace(/^#/, ''));
+  } catch {
+    return null;
+  }
+  // A range first: `L3-L5` is lines 3 to 5, not line 5 of a job called L3.
+  const m = /^(?:(.+)-)?L(\d+)-L(\d+)$/.exec(text) ?? /^(?:(.+)-)?L(\d+)()$/.exec(text);
   if (!m) return null;
-  const n = Number(m[2]);
-  return n >= 1 ? { name: m[1] ?? null, line: n - 1 } : null;
+  const a = Number(m[2]);
+  const b = m[3] ? Number(m[3]) : a;
+  if (a < 1 || b < 1) return null;
+  return { name: m[1] ?? null, line: Math.min(a, b) - 1, end: Math.max(a, b) - 1 };
+}
+
+/** A line the runner prints before running a command. */
+const isCommand = (line: string | undefined) => line !== undefined && visibleText(line).startsWith('$ ');
+
+/** Lines [from, to) that a folded command hides. */
+type Hidden = readonly [number, number];
+
+/** The line a section's `v`-th shown line is, with the `hidden` ranges (sorted) left out. */
+function lineAt(hidden: readonly Hidden[] | undefined, v: number): number {
+  let line = v;
+  if (hidden)
+    for (const [from, to] of hidden) {
+      if (line >= from) line += to - from;
+      else break;
+    }
+  return line;
+}
+
+/** The inverse of lineAt for a line that is shown. */
+function shownIndex(hidden: readonly Hidden[] | undefined, line: number): number {
+  let v = line;
+  if (hidden)
+    for (const [from, to] of hidden) {
+      if (to <= line) v -= to - from;
+      else break;
+    }
+  return v;
 }
 
 interface Piece {
@@ -93,10 +154,10 @@ function markMatches(segments: AnsiSegment[], ranges: [number, number][]): Piece
   return pieces;
 }
 
-function LineText(props: { text: string; start: AnsiStyle | null; needle: string }) {
+function LineText(props: { text: string; start: AnsiStyle | null; matcher: Matcher | null }) {
   const pieces = createMemo(() => {
     const segments = parseAnsi(props.text, props.start);
-    const ranges = props.needle ? findRanges(segments.map((s) => s.text).join(''), props.needle) : [];
+    const ranges = props.matcher ? props.matcher.ranges(segments.map((s) => s.text).join('')) : [];
     return markMatches(segments, ranges);
   });
   return (
@@ -124,24 +185,63 @@ export function LogViewer(props: LogViewerProps) {
   const [scrollTop, setScrollTop] = createSignal(0);
   const [viewHeight, setViewHeight] = createSignal(480);
   const [follow, setFollow] = createSignal(true);
-  const [target, setTarget] = createSignal<LogMatch | null>(null);
-  const [pending, setPending] = createSignal<{ name: string | null; line: number } | null>(null);
+  const [target, setTarget] = createSignal<(LogMatch & { end: number }) | null>(null);
+  const [pending, setPending] = createSignal<Anchor | null>(null);
+  /** Folded commands: per section key, the lines of their `$ ` lines, sorted. */
+  const [folded, setFolded] = createSignal<ReadonlyMap<string, readonly number[]>>(new Map());
+  /** Where each folded command's output ends, found once (and extended while its job prints). */
+  const commandEnds = new WeakMap<LogSection, Map<number, { end: number; done: boolean }>>();
   let viewport!: HTMLElement;
   let searchInput!: HTMLInputElement;
   /** An anchor set by clicking its line: highlight it, do not scroll. */
   let clicked: string | null = null;
 
+  /** The end (exclusive) of the output of the command printed at `start`: the next `$ ` line. */
+  function commandEnd(s: LogSection, start: number): number {
+    let ends = commandEnds.get(s);
+    if (!ends) {
+      ends = new Map();
+      commandEnds.set(s, ends);
+    }
+    let e = ends.get(start);
+    if (!e) {
+      e = { end: start + 1, done: false };
+      ends.set(start, e);
+    }
+    if (!e.done) {
+      while (e.end < s.lines.length && !isCommand(s.lines[e.end])) e.end++;
+      e.done = e.end < s.lines.length;
+    }
+    return e.end;
+  }
+
   const layout = createMemo(() => {
     store.version();
     const closed = collapsed();
+    const folds = folded();
     const sections = [...store.sections()];
     const offsets: number[] = [];
+    const hidden: (Hidden[] | undefined)[] = [];
+    const shown: number[] = [];
     let rows = 0;
     for (const s of sections) {
       offsets.push(rows);
-      rows += 1 + (closed.has(s.key) ? 0 : s.lines.length);
+      let h: Hidden[] | undefined;
+      let count = s.lines.length;
+      for (const start of folds.get(s.key) ?? []) {
+        if (start >= s.lines.length) continue;
+        const end = commandEnd(s, start);
+        if (end > start + 1) {
+          h ??= [];
+          h.push([start + 1, end]);
+          count -= end - start - 1;
+        }
+      }
+      hidden.push(h);
+      shown.push(count);
+      rows += 1 + (closed.has(s.key) ? 0 : count);
     }
-    return { sections, offsets, rows };
+    return { sections, offsets, hidden, shown, rows };
   });
 
   const totalPx = () => layout().rows * LINE_HEIGHT;
@@ -155,7 +255,7 @@ export function LogViewer(props: LogViewerProps) {
   let rowCache = new Map<string, Row>();
 
   const window_ = createMemo(() => {
-    const { sections, offsets, rows: total } = layout();
+    const { sections, offsets, hidden, shown, rows: total } = layout();
     const top = scrollTop() * scale();
     const first = Math.min(Math.floor(top / LINE_HEIGHT), Math.max(0, total - 1));
     const start = Math.max(0, first - OVERSCAN);
@@ -183,11 +283,11 @@ export function LogViewer(props: LogViewerProps) {
     for (let r = start; r < end && si < sections.length; ) {
       const s = sections[si]!;
       const local = r - offsets[si]!;
-      const count = closed.has(s.key) ? 0 : s.lines.length;
+      const count = closed.has(s.key) ? 0 : shown[si]!;
       const index = si;
       if (local === 0) rows.push(keep(`h:${s.key}`, s, () => ({ kind: 'header', section: s, index })));
       else if (local <= count) {
-        const line = local - 1;
+        const line = lineAt(hidden[si], local - 1);
         rows.push(keep(`l:${s.key}:${line}`, s, () => ({ kind: 'line', section: s, index, line })));
       }
       if (local >= count) si++;
@@ -199,10 +299,28 @@ export function LogViewer(props: LogViewerProps) {
   });
 
   function rowOf(key: string, line: number | null): number {
-    const { sections, offsets } = layout();
+    const { sections, offsets, hidden } = layout();
     const i = sections.findIndex((s) => s.key === key);
     if (i === -1) return 0;
-    return offsets[i]! + (line === null ? 0 : line + 1);
+    return offsets[i]! + (line === null ? 0 : shownIndex(hidden[i], line) + 1);
+  }
+
+  /** The folded command whose output holds `line`, if any. */
+  function foldOf(s: LogSection, line: number): number | null {
+    for (const start of folded().get(s.key) ?? []) {
+      if (start < line && line < commandEnd(s, start)) return start;
+    }
+    return null;
+  }
+
+  function toggleFold(s: LogSection, start: number) {
+    const next = new Map(folded());
+    const starts = next.get(s.key) ?? [];
+    next.set(
+      s.key,
+      starts.includes(start) ? starts.filter((x) => x !== start) : [...starts, start].sort((a, b) => a - b),
+    );
+    setFolded(next);
   }
 
   function scrollToRow(row: number) {
@@ -227,11 +345,14 @@ export function LogViewer(props: LogViewerProps) {
     setCollapsed(next);
   }
 
-  /** Shows a line: expands its section, stops following, puts it in the middle of the view. */
+  /** Shows a line: expands its section and command, stops following, puts it in the middle of the view. */
   function reveal(m: LogMatch) {
     batch(() => {
       setFollow(false);
       expand(m.key);
+      const s = store.sections().find((x) => x.key === m.key);
+      const start = s ? foldOf(s, m.line) : null;
+      if (s && start !== null) toggleFold(s, start);
     });
     scrollToRow(rowOf(m.key, m.line));
   }
@@ -245,6 +366,17 @@ export function LogViewer(props: LogViewerProps) {
     const ro = new ResizeObserver(() => setViewHeight(viewport.clientHeight || 480));
     ro.observe(viewport);
     onCleanup(() => ro.disconnect());
+    // `/` searches, as on GitHub and in less: unless the key is meant for a text field.
+    const onSlash = (e: KeyboardEvent) => {
+      if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+      const el = e.target as HTMLElement | null;
+      if (el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName))) return;
+      e.preventDefault();
+      searchInput.focus();
+      searchInput.select();
+    };
+    document.addEventListener('keydown', onSlash);
+    onCleanup(() => document.removeEventListener('keydown', onSlash));
   });
 
   // A new anchor in the URL waits until its line has arrived.
@@ -262,9 +394,10 @@ export function LogViewer(props: LogViewerProps) {
       return;
     }
     setPending(null);
+    const end = Math.min(p.end, s.lines.length - 1);
     const m = { key: s.key, line: p.line };
-    setTarget(m);
-    const anchor = anchorFor(s, p.line);
+    setTarget({ ...m, end });
+    const anchor = anchorFor(s, p.line, end);
     if (clicked === anchor) {
       clicked = null;
       setFollow(false);
@@ -327,7 +460,7 @@ export function LogViewer(props: LogViewerProps) {
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
 
-  const needle = () => search.query().trim().toLowerCase();
+  const needle = () => search.matcher() !== null;
   /** Wide enough for the longest line number of any section. */
   const numberWidth = () => {
     const longest = Math.max(0, ...layout().sections.map((s) => s.lines.length));
@@ -371,10 +504,35 @@ export function LogViewer(props: LogViewerProps) {
             spellcheck={false}
             onInput={(e) => onSearchInput(e.currentTarget.value)}
             onKeyDown={onSearchKey}
+            aria-invalid={search.error() !== null}
+            title={search.error() ?? 'Search the log (/)'}
           />
+          <button
+            type="button"
+            class="icon-button toggle"
+            aria-pressed={search.options().regex}
+            aria-label="Regular expression"
+            title="Regular expression"
+            onClick={() => search.setOptions({ regex: !search.options().regex })}
+          >
+            .*
+          </button>
+          <button
+            type="button"
+            class="icon-button toggle"
+            aria-pressed={search.options().caseSensitive}
+            aria-label="Match case"
+            title="Match case"
+            onClick={() => search.setOptions({ caseSensitive: !search.options().caseSensitive })}
+          >
+            Aa
+          </button>
           <span class="log-count" aria-live="polite" data-testid="search-count">
             <Show when={needle()}>
               {search.position()}/{search.count().toLocaleString()}
+            </Show>
+            <Show when={search.error()}>
+              <span class="log-search-error">invalid pattern</span>
             </Show>
           </span>
           <button
@@ -419,6 +577,21 @@ export function LogViewer(props: LogViewerProps) {
           <button type="button" onClick={download}>
             Download
           </button>
+          <Show when={props.rawUrl}>
+            {(url) => (
+              // A plain link, not the router's: the server answers it.
+              <a
+                class="button"
+                href={url()}
+                target="_blank"
+                rel="external noopener"
+                data-testid="raw-log"
+                onClick={(e) => props.onRawClick?.(e)}
+              >
+                Raw log
+              </a>
+            )}
+          </Show>
         </div>
       </div>
       <section
@@ -455,12 +628,20 @@ export function LogViewer(props: LogViewerProps) {
                 const anchor = () => anchorFor(r.section, r.line);
                 const cur = () => search.current();
                 const tgt = () => target();
+                const command = isCommand(r.section.lines[r.line]);
+                const isFolded = () => (folded().get(r.section.key) ?? []).includes(r.line);
+                const hiddenCount = () => {
+                  layout();
+                  return isFolded() ? commandEnd(r.section, r.line) - r.line - 1 : 0;
+                };
                 return (
                   <div
                     class="log-row log-line"
                     classList={{
-                      'log-target': tgt()?.key === r.section.key && tgt()?.line === r.line,
+                      'log-target':
+                        tgt()?.key === r.section.key && tgt()!.line <= r.line && r.line <= tgt()!.end,
                       'log-current': cur()?.key === r.section.key && cur()?.line === r.line,
+                      'log-command': command,
                     }}
                     id={anchor()}
                   >
@@ -468,21 +649,45 @@ export function LogViewer(props: LogViewerProps) {
                       class="log-num"
                       href={`#${anchor()}`}
                       tabindex="-1"
+                      title="Link to this line (Shift+click: to a range)"
                       onClick={(e) => {
                         e.preventDefault();
-                        clicked = anchor();
-                        props.setHash(anchor());
+                        const t = untrack(target);
+                        const link =
+                          e.shiftKey && t && t.key === r.section.key
+                            ? anchorFor(r.section, Math.min(t.line, r.line), Math.max(t.line, r.line))
+                            : anchor();
+                        if (e.shiftKey) window.getSelection()?.removeAllRanges();
+                        clicked = link;
+                        props.setHash(link);
                       }}
                     >
                       {r.line + 1}
                     </a>
+                    <Show when={command}>
+                      <button
+                        type="button"
+                        class="log-fold"
+                        aria-expanded={!isFolded()}
+                        aria-label={isFolded() ? 'Show this command’s output' : 'Hide this command’s output'}
+                        title={isFolded() ? 'Show this command’s output' : 'Hide this command’s output'}
+                        onClick={() => toggleFold(r.section, r.line)}
+                      >
+                        {isFolded() ? '▸' : '▾'}
+                      </button>
+                    </Show>
                     <span class="log-text">
                       <LineText
                         text={r.section.lines[r.line] ?? ''}
                         start={r.section.carry.get(r.line) ?? null}
-                        needle={needle()}
+                        matcher={search.matcher()}
                       />
                     </span>
+                    <Show when={hiddenCount() > 0}>
+                      <span class="muted log-folded" data-testid="folded-note">
+                        … {hiddenCount().toLocaleString()} {hiddenCount() === 1 ? 'line' : 'lines'} hidden
+                      </span>
+                    </Show>
                   </div>
                 );
               }}

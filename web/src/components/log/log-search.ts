@@ -1,9 +1,10 @@
 /**
- * Search within a log: case-insensitive plain text over what the lines show (ANSI codes stripped).
+ * Search within a log over what the lines show (ANSI codes stripped): plain text or a regular
+ * expression, case-insensitive unless asked otherwise.
  * Matching lines are kept per section and extended as lines arrive, so a live log is never rescanned
  * from the start; next/previous walk them in section order.
  */
-import { type Accessor, createEffect, createSignal, on } from 'solid-js';
+import { type Accessor, createEffect, createMemo, createSignal, on } from 'solid-js';
 import { visibleText } from '../../lib/ansi.ts';
 import type { LogSection, LogStore } from './log-store.ts';
 
@@ -12,9 +13,70 @@ export interface LogMatch {
   line: number;
 }
 
+export interface SearchOptions {
+  regex: boolean;
+  caseSensitive: boolean;
+}
+
+/** A compiled search: where it matches in a line's visible text, and whether it does at all. */
+export interface Matcher {
+  ranges(text: string): [number, number][];
+  test(text: string): boolean;
+}
+
+/**
+ * The matcher for a query, null for an empty one, or the reason a regular expression does not
+ * compile. Plain queries are trimmed; a pattern is taken as typed.
+ */
+export function compileSearch(query: string, options: SearchOptions): Matcher | { error: string } | null {
+  if (options.regex) {
+    if (!query) return null;
+    let re: RegExp;
+    try {
+      re = new RegExp(query, options.caseSensitive ? 'g' : 'gi');
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+    return {
+      ranges(text) {
+        const out: [number, number][] = [];
+        re.lastIndex = 0;
+        for (let m = re.exec(text); m; m = re.exec(text)) {
+          // An empty match marks nothing, and must not stall the loop.
+          if (m[0].length === 0) re.lastIndex++;
+          else out.push([m.index, m.index + m[0].length]);
+        }
+        return out;
+      },
+      test(text) {
+        re.lastIndex = 0;
+        for (let m = re.exec(text); m; m = re.exec(text)) {
+          if (m[0].length > 0) return true;
+          re.lastIndex++;
+        }
+        return false;
+      },
+    };
+  }
+  const trimmed = query.trim();
+  if (!trimmed) return null;
+  const needle = options.caseSensitive ? trimmed : trimmed.toLowerCase();
+  const fold = (t: string) => (options.caseSensitive ? t : t.toLowerCase());
+  return {
+    ranges: (text) => findRanges(fold(text), needle),
+    test: (text) => fold(text).includes(needle),
+  };
+}
+
 export interface LogSearch {
   query: Accessor<string>;
   setQuery(q: string): void;
+  options: Accessor<SearchOptions>;
+  setOptions(o: Partial<SearchOptions>): void;
+  /** What the lines are matched with, null when there is no query (or the pattern is invalid). */
+  matcher: Accessor<Matcher | null>;
+  /** Why the regular expression does not compile, or null. */
+  error: Accessor<string | null>;
   /** Lines that match. */
   count: Accessor<number>;
   current: Accessor<LogMatch | null>;
@@ -29,11 +91,10 @@ interface Scan {
   hits: number[];
 }
 
-/** Occurrences of `needle` (lowercase) in `text`, as [start, end) ranges. */
-export function findRanges(text: string, needle: string): [number, number][] {
+/** Occurrences of `needle` in `text` (both already case-folded as wanted), as [start, end) ranges. */
+function findRanges(hay: string, needle: string): [number, number][] {
   if (!needle) return [];
   const ranges: [number, number][] = [];
-  const hay = text.toLowerCase();
   for (let i = hay.indexOf(needle); i !== -1; i = hay.indexOf(needle, i + needle.length)) {
     ranges.push([i, i + needle.length]);
   }
@@ -55,18 +116,27 @@ export function createLogSearch(store: LogStore): LogSearch {
   const [query, setQuery] = createSignal('');
   const [current, setCurrent] = createSignal<LogMatch | null>(null);
   const [count, setCount] = createSignal(0);
+  const [options, setOptionsSignal] = createSignal<SearchOptions>({ regex: false, caseSensitive: false });
+  const compiled = createMemo(() => compileSearch(query(), options()));
+  const matcher = createMemo(() => {
+    const c = compiled();
+    return c && 'ranges' in c ? c : null;
+  });
+  const error = () => {
+    const c = compiled();
+    return c && 'error' in c ? c.error : null;
+  };
   let scans = new WeakMap<LogSection, Scan>();
-  let needle = '';
+  let scanned: Matcher | null = null;
 
   createEffect(
-    on([query, store.version], ([q]) => {
-      const n = q.trim().toLowerCase();
-      if (n !== needle) {
-        needle = n;
+    on([matcher, store.version], ([m]) => {
+      if (m !== scanned) {
+        scanned = m;
         scans = new WeakMap();
         setCurrent(null);
       }
-      if (!n) {
+      if (!m) {
         setCount(0);
         return;
       }
@@ -78,7 +148,7 @@ export function createLogSearch(store: LogStore): LogSearch {
           scans.set(s, scan);
         }
         for (let i = scan.scanned; i < s.lines.length; i++) {
-          if (visibleText(s.lines[i]!).toLowerCase().includes(n)) scan.hits.push(i);
+          if (m.test(visibleText(s.lines[i]!))) scan.hits.push(i);
         }
         scan.scanned = s.lines.length;
         total += scan.hits.length;
@@ -137,6 +207,10 @@ export function createLogSearch(store: LogStore): LogSearch {
   return {
     query,
     setQuery,
+    options,
+    setOptions: (o) => setOptionsSignal((cur) => ({ ...cur, ...o })),
+    matcher,
+    error,
     count,
     current,
     position,

@@ -21,6 +21,11 @@ const BuildQuery = graphql(
       ...BuildState
       ...BuildCause
       manifest
+      pinned
+      namespace {
+        id
+        canWrite
+      }
       artifacts {
         id
         name
@@ -33,6 +38,51 @@ const BuildQuery = graphql(
 `,
   [BuildStateFragment, BuildCauseFragment],
 );
+
+/** Who is looking: pinning is for those who may write the build. */
+const BuildViewer = graphql(`
+  query BuildViewer {
+    viewer {
+      id
+      username
+      isAdmin
+    }
+  }
+`);
+
+const PinBuild = graphql(`
+  mutation PinBuild($input: PinBuildInput!) {
+    pinBuild(input: $input) {
+      __typename
+      ... on PinBuildSuccess {
+        build {
+          id
+          pinned
+        }
+      }
+      ... on NotFoundError {
+        message
+      }
+    }
+  }
+`);
+
+const UnpinBuild = graphql(`
+  mutation UnpinBuild($input: PinBuildInput!) {
+    unpinBuild(input: $input) {
+      __typename
+      ... on UnpinBuildSuccess {
+        build {
+          id
+          pinned
+        }
+      }
+      ... on NotFoundError {
+        message
+      }
+    }
+  }
+`);
 
 const BuildUpdated = graphql(
   `
@@ -218,6 +268,55 @@ export default function BuildPage(props: { id: string }) {
     }
   }
 
+  const [viewer] = createQuery({ query: BuildViewer, pause: () => !signedIn() });
+  /** The API lets the namespace's writers (or, outside namespaces, the submitter) pin; admins always. */
+  const mayWrite = () => {
+    const full = query.data?.build;
+    const me = viewer.data?.viewer;
+    if (!full || !me) return false;
+    if (me.isAdmin) return true;
+    return full.namespace ? full.namespace.canWrite : full.owner.username === me.username;
+  };
+  const [pinned, setPinned] = createSignal<boolean | null>(null);
+  createEffect(() => {
+    const p = query.data?.build?.pinned;
+    if (p !== undefined) setPinned(p);
+  });
+  const [pinning, setPinning] = createSignal(false);
+  const [pinError, setPinError] = createSignal<string | null>(null);
+  const [, executePin] = createMutation(PinBuild);
+  const [, executeUnpin] = createMutation(UnpinBuild);
+  async function onPin() {
+    setPinError(null);
+    setPinning(true);
+    try {
+      const input = { input: { buildId: id() } };
+      if (pinned()) {
+        const result = await executeUnpin(input);
+        if (result.error) return setPinError(result.error.message);
+        const r = result.data?.unpinBuild;
+        switch (r?.__typename) {
+          case 'UnpinBuildSuccess':
+            return setPinned(r.build.pinned);
+          case 'NotFoundError':
+            return setPinError(r.message);
+        }
+      } else {
+        const result = await executePin(input);
+        if (result.error) return setPinError(result.error.message);
+        const r = result.data?.pinBuild;
+        switch (r?.__typename) {
+          case 'PinBuildSuccess':
+            return setPinned(r.build.pinned);
+          case 'NotFoundError':
+            return setPinError(r.message);
+        }
+      }
+    } finally {
+      setPinning(false);
+    }
+  }
+
   const duration = () => {
     const b = latest();
     return b ? elapsed(b.startedAt, b.finishedAt, now()) : null;
@@ -260,6 +359,28 @@ export default function BuildPage(props: { id: string }) {
                 <span data-testid="build-name">{buildName(b())}</span> <StatusBadge status={b().status} />
               </h1>
               <div class="actions">
+                <Show when={pinned() !== null && !mayWrite() && pinned()}>
+                  <span class="badge pinned-badge" data-testid="pinned" title="Its artifacts are kept">
+                    Pinned
+                  </span>
+                </Show>
+                <Show when={signedIn() && mayWrite()}>
+                  <button
+                    type="button"
+                    aria-pressed={pinned() ?? false}
+                    class="toggle"
+                    data-testid="pin"
+                    disabled={pinning() || pinned() === null}
+                    title={
+                      pinned()
+                        ? 'Pinned: its artifacts are kept. Unpin to let the curator delete them again.'
+                        : 'Pin to keep its artifacts: the curator never deletes a pinned build’s.'
+                    }
+                    onClick={onPin}
+                  >
+                    {pinned() ? 'Unpin' : 'Pin'}
+                  </button>
+                </Show>
                 <Show when={signedIn() && !isFinal(b().status)}>
                   <button type="button" class="danger" disabled={kill.fetching} onClick={onKill}>
                     {kill.fetching ? 'Killing…' : 'Kill'}
@@ -275,6 +396,9 @@ export default function BuildPage(props: { id: string }) {
             <Show when={query.data?.build}>{(full) => <BuildCauseLine build={full()} />}</Show>
             <Show when={killError()}>
               {(e) => <ErrorNotice error={e()} title="Could not kill the build" />}
+            </Show>
+            <Show when={pinError()}>
+              {(e) => <ErrorNotice error={e()} title={pinned() ? 'Could not unpin' : 'Could not pin'} />}
             </Show>
             <Show when={rerunError()}>
               {(e) => <ErrorNotice error={e()} title="Could not rerun the build" />}
@@ -293,9 +417,38 @@ export default function BuildPage(props: { id: string }) {
                 </dd>
               </div>
               <div>
+                <dt>Started</dt>
+                <dd>
+                  <Show when={b().startedAt} fallback={<span class="muted">not yet</span>}>
+                    {(t) => (
+                      <time datetime={t()} title={formatDate(t())} data-testid="started-at">
+                        {formatAgo(t(), now())}
+                      </time>
+                    )}
+                  </Show>
+                </dd>
+              </div>
+              <div>
+                <dt>Finished</dt>
+                <dd>
+                  <Show
+                    when={b().finishedAt}
+                    fallback={<span class="muted">{b().startedAt ? 'running' : 'not yet'}</span>}
+                  >
+                    {(t) => (
+                      <time datetime={t()} title={formatDate(t())} data-testid="finished-at">
+                        {formatAgo(t(), now())}
+                      </time>
+                    )}
+                  </Show>
+                </dd>
+              </div>
+              <div>
                 <dt>Duration</dt>
                 <dd data-testid="duration">
-                  {duration() === null ? 'not started' : formatDuration(duration()!)}
+                  {duration() === null
+                    ? `queued for ${formatDuration(Math.max(0, now() - Date.parse(b().createdAt)))}`
+                    : formatDuration(duration()!)}
                 </dd>
               </div>
               <div>
@@ -363,8 +516,30 @@ export default function BuildPage(props: { id: string }) {
                                 {job.name}
                               </a>
                               <StatusBadge status={job.status} small />
-                              <span class="muted">
-                                {d() === null ? '' : formatDuration(d()!)}
+                              <span class="muted job-times">
+                                <Show when={job.startedAt}>
+                                  {(t) => (
+                                    <time
+                                      datetime={t()}
+                                      title={`Started ${formatDate(t())}`}
+                                      data-testid="job-started-at"
+                                    >
+                                      {formatAgo(t(), now())}
+                                    </time>
+                                  )}
+                                </Show>
+                                <Show when={d() !== null}>
+                                  {' · '}
+                                  <time
+                                    datetime={job.finishedAt ?? undefined}
+                                    title={
+                                      job.finishedAt ? `Finished ${formatDate(job.finishedAt)}` : 'Running'
+                                    }
+                                    data-testid="job-finished-at"
+                                  >
+                                    {formatDuration(d()!)}
+                                  </time>
+                                </Show>
                                 {job.exitCode !== null && job.exitCode !== 0 ? ` · exit ${job.exitCode}` : ''}
                               </span>
                             </li>
@@ -388,6 +563,8 @@ export default function BuildPage(props: { id: string }) {
               }
               streamState={stream.state}
               jobStatus={jobStatus}
+              rawUrl={`/builds/${encodeURIComponent(buildId)}/raw`}
+              onRawClick={(e) => openRawWithToken(e, session.token())}
               downloadName={`${buildName(b()).replace(/[^A-Za-z0-9.-]+/g, '-')}.log`}
               emptyText={isFinal(b().status) ? 'This build printed nothing.' : 'Waiting for output…'}
             />
@@ -405,6 +582,29 @@ export default function BuildPage(props: { id: string }) {
       </Show>
     </section>
   );
+}
+
+/**
+ * The raw log is the server's: a plain link works with the session cookie (a password sign-in) and
+ * for public builds. A console signed in with a pasted API token has no cookie, so it fetches the
+ * log with the token and opens it in the tab the link would have opened.
+ */
+function openRawWithToken(e: MouseEvent, token: string | null) {
+  if (!token || /(?:^|;\s*)kiln_csrf=/.test(document.cookie)) return;
+  e.preventDefault();
+  const href = (e.currentTarget as HTMLAnchorElement).href;
+  const tab = window.open('', '_blank');
+  fetch(href, { headers: { authorization: `Bearer ${token}` } })
+    .then(async (res) => {
+      const text = await res.text();
+      const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+      if (tab) tab.location.href = url;
+      else window.location.href = url;
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    })
+    .catch(() => {
+      if (tab) tab.location.href = href;
+    });
 }
 
 type ArtifactItem = { id: string; name: string; size: number; sha256: string; downloadUrl: string };

@@ -4,7 +4,7 @@ import { createSignal, For, Show } from 'solid-js';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Notice.tsx';
 import { StatusBadge } from '../../components/StatusBadge.tsx';
 import { graphql, type ResultOf } from '../../graphql.ts';
-import { buildName } from '../../lib/build-name.ts';
+import { buildName, buildPath } from '../../lib/build-name.ts';
 import { causeSummary, firstLine } from '../../lib/cause.ts';
 import { createNow } from '../../lib/create-now.ts';
 import { elapsed, formatAgo, formatDate, formatDuration } from '../../lib/format.ts';
@@ -61,10 +61,9 @@ function BuildRow(props: {
 }) {
   /** The newest of what the list query and the subscription said: a finished build stays finished. */
   const build = () => (!props.live || isFinal(props.build.status) ? props.build : props.live);
-  const duration = () => elapsed(build().startedAt, build().finishedAt, props.now);
   return (
     <li class="build-row" data-build-number={build().number}>
-      <A href={`/builds/${build().id}`} class="build-link">
+      <A href={buildPath(build())} class="build-link">
         <span class="build-number">{buildName(build())}</span>
         <span class="build-comment">
           {build().comment || <span class="muted">{causeText(build().cause)}</span>}
@@ -89,12 +88,78 @@ function BuildRow(props: {
         <span class="build-cause" title={build().cause.ref ?? undefined}>
           {causeSummary(build().cause)}
         </span>
-        <span>{duration() === null ? 'not started' : formatDuration(duration()!)}</span>
-        <time datetime={build().createdAt} title={formatDate(build().createdAt)}>
-          {formatAgo(build().createdAt, props.now)}
-        </time>
+        <BuildTimes build={build()} now={props.now} />
       </div>
     </li>
+  );
+}
+
+/**
+ * When a build ran, as a list reads it: `started 3 minutes ago · ran 1m 4s` (the absolute times on
+ * hover), `started … · running 12s`, or `queued for 40s` before a runner took it.
+ */
+function BuildTimes(props: {
+  build: { createdAt: string; startedAt: string | null; finishedAt: string | null };
+  now: number;
+}) {
+  const duration = () => elapsed(props.build.startedAt, props.build.finishedAt, props.now);
+  return (
+    <span class="build-times" data-testid="build-times">
+      <Show
+        when={props.build.startedAt}
+        fallback={
+          <Show
+            when={props.build.finishedAt}
+            fallback={
+              <span title={`Created ${formatDate(props.build.createdAt)}`}>
+                queued for{' '}
+                <time datetime={props.build.createdAt} data-testid="queued-since">
+                  {formatDuration(Math.max(0, props.now - Date.parse(props.build.createdAt)))}
+                </time>
+              </span>
+            }
+          >
+            {(finished) => (
+              <span>
+                ended{' '}
+                <time datetime={finished()} title={formatDate(finished())} data-testid="finished-at">
+                  {formatAgo(finished(), props.now)}
+                </time>{' '}
+                without starting
+              </span>
+            )}
+          </Show>
+        }
+      >
+        {(started) => (
+          <>
+            <span>
+              started{' '}
+              <time datetime={started()} title={formatDate(started())} data-testid="started-at">
+                {formatAgo(started(), props.now)}
+              </time>
+            </span>
+            <Show
+              when={props.build.finishedAt}
+              fallback={<span>running {formatDuration(duration() ?? 0)}</span>}
+            >
+              {(finished) => (
+                <span>
+                  ran{' '}
+                  <time
+                    datetime={finished()}
+                    title={`Finished ${formatDate(finished())}`}
+                    data-testid="finished-at"
+                  >
+                    {formatDuration(duration() ?? 0)}
+                  </time>
+                </span>
+              )}
+            </Show>
+          </>
+        )}
+      </Show>
+    </span>
   );
 }
 

@@ -1,6 +1,6 @@
 import { A, useNavigate } from '@solidjs/router';
 import { createMutation, createQuery } from '@urql/solid';
-import { createEffect, createMemo, createSignal, For, onCleanup, Show } from 'solid-js';
+import { createEffect, createMemo, createSignal, For, on, onCleanup, Show } from 'solid-js';
 import {
   ManifestEditor,
   type ManifestEditorApi,
@@ -9,6 +9,7 @@ import {
 import { ErrorNotice } from '../../components/Notice.tsx';
 import { graphql } from '../../graphql.ts';
 import { formatBytes } from '../../lib/format.ts';
+import { useKiln } from '../../lib/kiln-context.ts';
 
 const SubmitBuild = graphql(`
   mutation SubmitBuild($input: SubmitBuildInput!) {
@@ -29,6 +30,18 @@ const SubmitBuild = graphql(`
           message
         }
       }
+    }
+  }
+`);
+
+/** The problems submitBuild would answer for this manifest, without submitting it. */
+const ValidateManifest = graphql(`
+  query ValidateManifest($manifest: String!) {
+    validateManifest(manifest: $manifest) {
+      path
+      line
+      column
+      message
     }
   }
 `);
@@ -99,6 +112,46 @@ export default function SubmitPage() {
   const [error, setError] = createSignal<string | null>(null);
   const [submission, submit] = createMutation(SubmitBuild);
   let editor: ManifestEditorApi | undefined;
+  const { client } = useKiln();
+  const bytes = createMemo(() => encoder.encode(manifest()).length);
+  const tooBig = () => bytes() > MANIFEST_MAX_BYTES;
+
+  /**
+   * As the user types (once typing pauses for 300 ms), the API's problems with the draft; an answer
+   * to an older draft is dropped. Submitting stays possible: the server has the last word.
+   */
+  const [checked, setChecked] = createSignal<{ manifest: string; problems: ManifestProblem[] } | null>(null);
+  let validateTimer: ReturnType<typeof setTimeout> | undefined;
+  createEffect(() => {
+    const text = manifest();
+    clearTimeout(validateTimer);
+    if (bytes() > MANIFEST_MAX_BYTES) return;
+    validateTimer = setTimeout(async () => {
+      const result = await client.urql
+        .query(ValidateManifest, { manifest: text }, { requestPolicy: 'network-only' })
+        .toPromise();
+      if (text !== manifest() || !result.data) return;
+      setChecked({ manifest: text, problems: result.data.validateManifest });
+    }, 300);
+  });
+  onCleanup(() => clearTimeout(validateTimer));
+  /** The live problems of what is in the editor now (none while a check is due). */
+  const liveProblems = () => {
+    const c = checked();
+    return c && c.manifest === manifest() ? c.problems : [];
+  };
+  // A refusal is about the manifest that was submitted; once it is edited, the live check speaks.
+  createEffect(
+    on(
+      manifest,
+      () => {
+        setRefusal(null);
+        setProblems([]);
+      },
+      { defer: true },
+    ),
+  );
+  const shownProblems = () => (refusal() ? problems() : liveProblems());
 
   // The draft survives a reload; saved when typing pauses, not on every keystroke of a big manifest.
   let saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -112,8 +165,6 @@ export default function SubmitPage() {
     }, 300);
   });
   onCleanup(() => clearTimeout(saveTimer));
-  const bytes = createMemo(() => encoder.encode(manifest()).length);
-  const tooBig = () => bytes() > MANIFEST_MAX_BYTES;
 
   async function onSubmit(e: SubmitEvent) {
     e.preventDefault();
@@ -165,8 +216,8 @@ export default function SubmitPage() {
           id="manifest"
           value={manifest()}
           onInput={setManifest}
-          problems={problems()}
-          describedBy={problems().length > 0 ? 'manifest-problems' : undefined}
+          problems={shownProblems()}
+          describedBy={shownProblems().length > 0 ? 'manifest-problems' : undefined}
           ref={(api) => {
             editor = api;
           }}
@@ -180,24 +231,16 @@ export default function SubmitPage() {
         <Show when={refusal()}>
           <div class="notice notice-error" role="alert" id="manifest-problems">
             <strong>The manifest was refused:</strong> {refusal()}
-            <ul class="problems" aria-label="Manifest problems">
-              <For each={problems()}>
-                {(p) => (
-                  <li>
-                    <button
-                      type="button"
-                      class="problem"
-                      disabled={p.line === null}
-                      onClick={() => p.line !== null && editor?.focusAt(p.line, p.column)}
-                    >
-                      <span class="problem-loc">{p.line === null ? '–' : `${p.line}:${p.column ?? 1}`}</span>
-                      <code class="problem-path">{p.path}</code>
-                      <span class="problem-message">{p.message}</span>
-                    </button>
-                  </li>
-                )}
-              </For>
-            </ul>
+            <ProblemList problems={problems()} focusAt={(l, c) => editor?.focusAt(l, c)} />
+          </div>
+        </Show>
+        <Show when={!refusal() && liveProblems().length > 0}>
+          <div class="notice notice-warning" id="manifest-problems" data-testid="live-problems">
+            <strong>
+              {liveProblems().length} {liveProblems().length === 1 ? 'problem' : 'problems'} in this manifest
+            </strong>{' '}
+            <span class="muted">(checked as you type; the server would refuse it)</span>
+            <ProblemList problems={liveProblems()} focusAt={(l, c) => editor?.focusAt(l, c)} />
           </div>
         </Show>
         <div class="form-row">
@@ -235,8 +278,42 @@ export default function SubmitPage() {
           <button type="submit" class="primary" disabled={submission.fetching || tooBig()}>
             {submission.fetching ? 'Submitting…' : 'Submit build'}
           </button>
+          <span class="muted" data-testid="problem-count" aria-live="polite">
+            <Show when={checked()?.manifest === manifest()}>
+              {liveProblems().length === 0
+                ? 'No problems found'
+                : `${liveProblems().length} ${liveProblems().length === 1 ? 'problem' : 'problems'}`}
+            </Show>
+          </span>
         </div>
       </form>
     </section>
+  );
+}
+
+/** Manifest problems, each a button that puts the editor's caret where it is. */
+function ProblemList(props: {
+  problems: readonly ManifestProblem[];
+  focusAt: (line: number, column: number | null) => void;
+}) {
+  return (
+    <ul class="problems" aria-label="Manifest problems">
+      <For each={props.problems}>
+        {(p) => (
+          <li>
+            <button
+              type="button"
+              class="problem"
+              disabled={p.line === null}
+              onClick={() => p.line !== null && props.focusAt(p.line, p.column)}
+            >
+              <span class="problem-loc">{p.line === null ? '–' : `${p.line}:${p.column ?? 1}`}</span>
+              <code class="problem-path">{p.path}</code>
+              <span class="problem-message">{p.message}</span>
+            </button>
+          </li>
+        )}
+      </For>
+    </ul>
   );
 }
