@@ -230,7 +230,7 @@ jobs:
     expect(['RUNNING', 'KILLED']).toContain(killed.killBuild.build.status);
     const final = await waitForFinal(build.id, 15_000);
     expect(final.status).toBe('KILLED');
-    expect(jobStatuses(final)).toEqual(['sleeper:KILLED', 'after:KILLED']);
+    expect(jobStatuses(final)).toEqual(['sleeper:KILLED', 'after:SKIPPED']);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(isRunning(pid)).toBe(false);
   });

@@ -179,28 +179,37 @@ export class MailService {
     return { ok: true, value: user };
   }
 
-  /** One pass of the build-mail job: the finished builds not yet considered. Returns mails sent. */
+  /**
+   * One pass of the build-mail job: the finished builds not yet considered. Each is claimed (marked
+   * mailed, FOR UPDATE SKIP LOCKED) before its mail is sent, so two passes at once (a new leader and
+   * one that has not noticed it lost) never mail one build twice; a build whose mail could not be
+   * sent is unmarked, for the next pass. Returns mails sent.
+   */
   async mailFinished(): Promise<number> {
     const em = this.deps.orm.em.fork();
     const builds = await em.execute<BuildRow[]>(
-      `select b.id, b.number, b.status, b.owner_id, b.namespace_id, b.attempt, b.trigger_kind, b.trigger_data,
-              b.created_at, b.reason as finish_reason, n.path as namespace_path, u.username as owner_name
-       from builds b join users u on u.id = b.owner_id left join namespaces n on n.id = b.namespace_id
-       where not b.mailed and b.finished_at is not null
-       order by b.finished_at
-       limit ?`,
+      `with claimed as (
+         update builds set mailed = true
+         where id in (select id from builds where not mailed and finished_at is not null
+                      order by finished_at limit ? for update skip locked)
+         returning id, number, status, owner_id, namespace_id, attempt, trigger_kind, trigger_data,
+                   created_at, reason, finished_at
+       )
+       select c.id, c.number, c.status, c.owner_id, c.namespace_id, c.attempt, c.trigger_kind, c.trigger_data,
+              c.created_at, c.reason as finish_reason, n.path as namespace_path, u.username as owner_name
+       from claimed c join users u on u.id = c.owner_id left join namespaces n on n.id = c.namespace_id
+       order by c.finished_at`,
       [BATCH],
     );
     let sent = 0;
     for (const build of builds) {
+      if (!this.enabled) continue;
       try {
-        if (this.enabled) sent += await this.mailBuild(em, build);
+        sent += await this.mailBuild(em, build);
       } catch (error) {
-        // Retried at the next pass: the build stays unmailed.
-        this.deps.logger.warn({ err: error, build: build.id }, 'mailing a build failed');
-        continue;
+        this.deps.logger.warn({ err: error, build: build.id }, 'mailing a build failed; it is tried again');
+        await em.execute('update builds set mailed = false where id = ?', [build.id]);
       }
-      await em.execute('update builds set mailed = true where id = ?', [build.id]);
     }
     return sent;
   }

@@ -1,4 +1,5 @@
-import { createSignal, type JSX, Show } from 'solid-js';
+import { createSignal, Show } from 'solid-js';
+import { createFields, fieldOfPath, type Refusal } from '../../components/form-fields.tsx';
 import { ErrorNotice } from '../../components/Notice.tsx';
 import type { Forge } from './repository-documents.ts';
 
@@ -77,17 +78,7 @@ const FIELDS = [
 ] as const;
 type FieldName = (typeof FIELDS)[number];
 
-/** A refusal: an InputError's message and path (`input.pollInterval`, `input.manifestPaths[2]`). */
-export interface Refusal {
-  message: string;
-  path?: string | null;
-}
-
-/** The form's field an InputError's path names, or null when it names none of them. */
-function fieldOf(path: string | null | undefined): FieldName | null {
-  const name = (path ?? '').replace(/^input\./, '').replace(/\[\d+\]$/, '');
-  return (FIELDS as readonly string[]).includes(name) ? (name as FieldName) : null;
-}
+const fieldOf = (path: string | null | undefined) => fieldOfPath(path, FIELDS);
 
 const lines = (text: string) =>
   text
@@ -101,6 +92,8 @@ const globs = (text: string) => text.split(/[\s,]+/).filter(Boolean);
  * mutation and answers null, or the refusal: shown next to the field its path names, else above the
  * buttons.
  */
+export type { Refusal };
+
 export function RepositoryForm(props: {
   id: string;
   initial?: RepositoryInitial;
@@ -136,40 +129,7 @@ export function RepositoryForm(props: {
     const r = refusal();
     return r && fieldOf(r.path) === null ? r.message : null;
   };
-  const fieldId = (field: FieldName) => `${props.id}-${field}`;
-  /** The attributes that tie a control to its hint and its error (getters: they follow the refusal). */
-  const described = (field: FieldName, hint: boolean) => ({
-    id: fieldId(field),
-    name: field,
-    get 'aria-invalid'() {
-      return errorOf(field) ? ('true' as const) : undefined;
-    },
-    get 'aria-describedby'() {
-      const ids = [hint ? `${fieldId(field)}-hint` : '', errorOf(field) ? `${fieldId(field)}-error` : ''];
-      return ids.filter(Boolean).join(' ') || undefined;
-    },
-  });
-
-  function Field(p: { field: FieldName; label: string; hint?: JSX.Element; children: JSX.Element }) {
-    return (
-      <div class="field" data-field={p.field} classList={{ 'field-invalid': Boolean(errorOf(p.field)) }}>
-        <label for={fieldId(p.field)}>{p.label}</label>
-        {p.children}
-        <Show when={p.hint}>
-          <span class="field-hint muted" id={`${fieldId(p.field)}-hint`}>
-            {p.hint}
-          </span>
-        </Show>
-        <Show when={errorOf(p.field)}>
-          {(m) => (
-            <span class="field-error" id={`${fieldId(p.field)}-error`} role="alert">
-              {m()}
-            </span>
-          )}
-        </Show>
-      </div>
-    );
-  }
+  const { fieldId, described, Field } = createFields<FieldName>(props.id, errorOf);
 
   async function onSubmit(e: SubmitEvent) {
     e.preventDefault();

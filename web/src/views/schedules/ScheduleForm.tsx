@@ -1,4 +1,5 @@
-import { createSignal, For, type JSX, Match, Show, Switch } from 'solid-js';
+import { createSignal, For, Match, Show, Switch } from 'solid-js';
+import { createFields, fieldOfPath, type Refusal } from '../../components/form-fields.tsx';
 import { ErrorNotice } from '../../components/Notice.tsx';
 import { createNow } from '../../lib/create-now.ts';
 import { formatAgo } from '../../lib/format.ts';
@@ -55,17 +56,7 @@ const FIELDS = [
 ] as const;
 type FieldName = (typeof FIELDS)[number];
 
-/** A refusal: an InputError's message and path (`input.cron`; the preview's are bare: `cron`). */
-export interface Refusal {
-  message: string;
-  path?: string | null;
-}
-
-/** The form's field an InputError's path names, or null when it names none of them. */
-function fieldOf(path: string | null | undefined): FieldName | null {
-  const name = (path ?? '').replace(/^input\./, '');
-  return (FIELDS as readonly string[]).includes(name) ? (name as FieldName) : null;
-}
+const fieldOf = (path: string | null | undefined) => fieldOfPath(path, FIELDS);
 
 const EXAMPLE_MANIFEST = `driver: {type: os}
 stages: [build]
@@ -80,6 +71,8 @@ jobs:
  * viewer's own schedule, which can only build a manifest. `submit` calls the mutation and answers
  * null, or the refusal: shown next to the field its path names, else above the buttons.
  */
+export type { Refusal };
+
 export function ScheduleForm(props: {
   id: string;
   /** `owner@path`; absent for the viewer's own schedules. */
@@ -130,40 +123,7 @@ export function ScheduleForm(props: {
   const edited = (field: FieldName) => {
     if (fieldOf(refusal()?.path) === field) setRefusal(null);
   };
-  const fieldId = (field: FieldName) => `${props.id}-${field}`;
-  /** The attributes that tie a control to its hint and its error (getters: they follow the refusal). */
-  const described = (field: FieldName, hint: boolean) => ({
-    id: fieldId(field),
-    name: field,
-    get 'aria-invalid'() {
-      return errorOf(field) ? ('true' as const) : undefined;
-    },
-    get 'aria-describedby'() {
-      const ids = [hint ? `${fieldId(field)}-hint` : '', errorOf(field) ? `${fieldId(field)}-error` : ''];
-      return ids.filter(Boolean).join(' ') || undefined;
-    },
-  });
-
-  function Field(p: { field: FieldName; label: string; hint?: JSX.Element; children: JSX.Element }) {
-    return (
-      <div class="field" data-field={p.field} classList={{ 'field-invalid': Boolean(errorOf(p.field)) }}>
-        <label for={fieldId(p.field)}>{p.label}</label>
-        {p.children}
-        <Show when={p.hint}>
-          <span class="field-hint muted" id={`${fieldId(p.field)}-hint`}>
-            {p.hint}
-          </span>
-        </Show>
-        <Show when={errorOf(p.field)}>
-          {(m) => (
-            <span class="field-error" id={`${fieldId(p.field)}-error`} role="alert">
-              {m()}
-            </span>
-          )}
-        </Show>
-      </div>
-    );
-  }
+  const { fieldId, described, Field } = createFields<FieldName>(props.id, errorOf);
 
   async function onSubmit(e: SubmitEvent) {
     e.preventDefault();

@@ -1,4 +1,5 @@
-import { createSignal, For, type JSX, Match, Show, Switch } from 'solid-js';
+import { createSignal, For, Match, Show, Switch } from 'solid-js';
+import { createFields, fieldOfPath, type Refusal } from '../../components/form-fields.tsx';
 import { ErrorNotice } from '../../components/Notice.tsx';
 import { createSubscriptionCheck } from './create-subscription-check.ts';
 import { EXAMPLES } from './webhook-words.ts';
@@ -12,17 +13,7 @@ export interface WebhookSettings {
 const FIELDS = ['url', 'subscription'] as const;
 type FieldName = (typeof FIELDS)[number];
 
-/** A refusal: an InputError's message and path (`input.url`, `input.subscription`). */
-export interface Refusal {
-  message: string;
-  path?: string | null;
-}
-
-/** The form's field an InputError's path names, or null when it names none of them. */
-function fieldOf(path: string | null | undefined): FieldName | null {
-  const name = (path ?? '').replace(/^input\./, '');
-  return (FIELDS as readonly string[]).includes(name) ? (name as FieldName) : null;
-}
+const fieldOf = (path: string | null | undefined) => fieldOfPath(path, FIELDS);
 
 /**
  * A webhook's URL and subscription document, to create one (`initial` absent) or change one. The
@@ -30,6 +21,8 @@ function fieldOf(path: string | null | undefined): FieldName | null {
  * under the editor and the submit button waits until there is none. `submit` calls the mutation and
  * answers null, or the refusal: shown next to the field its path names, else above the buttons.
  */
+export type { Refusal };
+
 export function WebhookForm(props: {
   id: string;
   label: string;
@@ -59,39 +52,7 @@ export function WebhookForm(props: {
   const edited = (field: FieldName) => {
     if (fieldOf(refusal()?.path) === field) setRefusal(null);
   };
-  const fieldId = (field: FieldName) => `${props.id}-${field}`;
-  const described = (field: FieldName, hint: boolean) => ({
-    id: fieldId(field),
-    name: field,
-    get 'aria-invalid'() {
-      return errorOf(field) ? ('true' as const) : undefined;
-    },
-    get 'aria-describedby'() {
-      const ids = [hint ? `${fieldId(field)}-hint` : '', errorOf(field) ? `${fieldId(field)}-error` : ''];
-      return ids.filter(Boolean).join(' ') || undefined;
-    },
-  });
-
-  function Field(p: { field: FieldName; label: string; hint?: JSX.Element; children: JSX.Element }) {
-    return (
-      <div class="field" data-field={p.field} classList={{ 'field-invalid': Boolean(errorOf(p.field)) }}>
-        <label for={fieldId(p.field)}>{p.label}</label>
-        {p.children}
-        <Show when={p.hint}>
-          <span class="field-hint muted" id={`${fieldId(p.field)}-hint`}>
-            {p.hint}
-          </span>
-        </Show>
-        <Show when={errorOf(p.field)}>
-          {(m) => (
-            <span class="field-error" id={`${fieldId(p.field)}-error`} role="alert">
-              {m()}
-            </span>
-          )}
-        </Show>
-      </div>
-    );
-  }
+  const { fieldId, described, Field } = createFields<FieldName>(props.id, errorOf);
 
   const checkFailure = () => {
     const c = check();
