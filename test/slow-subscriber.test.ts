@@ -2,9 +2,10 @@
  * A subscriber that stops reading must not make serve hold what it has not read: a real `kiln serve`
  * (PostgreSQL, RabbitMQ) streams 200,000 lines of a build to a graphql-ws client whose socket is
  * paused, while the test publishes them as a runner would (about 200 MB at 20 MB/s). Serve's RSS
- * must stay within RSS_BOUND_BYTES of what it was before: measured here about +25 MiB, where
- * buffering the lines for the subscriber took +260 MiB. Once the client reads again it gets every
- * line once, in order, from the store.
+ * must stay within RSS_BOUND_BYTES of what it was before: measured here about +25 MiB alone and up to
+ * +88 MiB while CI's other worker drove Chromium beside it (garbage collected later on a starved
+ * machine), where buffering the lines for the subscriber took +260 MiB. Once the client reads again
+ * it gets every line once, in order, from the store.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -27,8 +28,8 @@ const LINES = 200_000;
 const LINES_PER_CHUNK = 60;
 /** Each line is this long: 200,000 of them are about 200 MB of text. */
 const LINE_LENGTH = 1_000;
-/** Serve's RSS may grow this much while the subscriber does not read. */
-const RSS_BOUND_BYTES = 64 * 1024 * 1024;
+/** Serve's RSS may grow this much while the subscriber does not read: half of what buffering took. */
+const RSS_BOUND_BYTES = 128 * 1024 * 1024;
 
 const line = (n: number) => `L${n} `.padEnd(LINE_LENGTH, 'x');
 
