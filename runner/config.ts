@@ -15,6 +15,9 @@
  * | KILN_DOCKER_CPUS | available parallelism | CPUs each job container may use, e.g. `1.5` (0: no limit) |
  * | KILN_DOCKER_PIDS | 1024 | processes each job container may have (0: no limit) |
  * | KILN_DOCKER_PULL_SECONDS | 240 | how long pulling a missing image may take before the build fails |
+ * | KILN_METRICS_PORT | none | serve Prometheus `GET /metrics` on this port (runner/metrics.ts) |
+ * | KILN_METRICS_HOST | `127.0.0.1` | the address that port listens on (`0.0.0.0` for a scraper elsewhere) |
+ * | KILN_METRICS_TOKEN | none | the bearer token `/metrics` asks for |
  *
  * KILN_AMQP_URL, KILN_BROKER_PREFIX, KILN_DELIVERY_LIMIT and KILN_LOG_LEVEL are read as by `kiln serve`
  * (contract/settings.ts).
@@ -35,6 +38,8 @@ export interface RunnerConfig {
   queues: string[];
   concurrency: number;
   drainTimeoutMs: number;
+  /** Where `GET /metrics` listens; null: nowhere. */
+  metrics: { port: number; host: string; token: string | null } | null;
   drivers: string[];
   brokerPrefix: string;
   /** Must be the same on every process: RabbitMQ refuses a queue declared with another limit. */
@@ -115,6 +120,9 @@ const schema = dockerSchema.extend({
     `driver types are ${DRIVER_TYPES.join(', ')}`,
   ),
   KILN_WORKSPACE_DIR: z.preprocess(blankToUndefined, z.string().default(tmpdir())),
+  KILN_METRICS_PORT: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(65535).optional()),
+  KILN_METRICS_HOST: z.preprocess(blankToUndefined, z.string().default('127.0.0.1')),
+  KILN_METRICS_TOKEN: z.preprocess(blankToUndefined, z.string().optional()),
 });
 
 /** The host variables a job inherits: a minimal, predictable environment. */
@@ -194,6 +202,14 @@ export function loadRunnerConfig(
       queues: data.KILN_RUNNER_QUEUES,
       concurrency: data.KILN_RUNNER_CONCURRENCY,
       drainTimeoutMs: Math.round(data.KILN_RUNNER_DRAIN_SECONDS * 1000),
+      metrics:
+        data.KILN_METRICS_PORT === undefined
+          ? null
+          : {
+              port: data.KILN_METRICS_PORT,
+              host: data.KILN_METRICS_HOST,
+              token: data.KILN_METRICS_TOKEN ?? null,
+            },
       drivers: data.KILN_DRIVERS,
       brokerPrefix: data.KILN_BROKER_PREFIX,
       deliveryLimit: data.KILN_DELIVERY_LIMIT,

@@ -123,5 +123,69 @@ describe('kiln runner (the process)', () => {
       expect(finished).toMatchObject({ buildId: 'main-1', status: 'PASSED', attempt: 1 });
       expect(events.find((e) => e.type === 'build.started')).toMatchObject({ runner: 'process-runner' });
     });
+
+    it('serves its metrics on KILN_METRICS_PORT, behind KILN_METRICS_TOKEN, and counts a build', async () => {
+      const job: BuildJob = {
+        kind: 'build',
+        buildId: 'metrics-1',
+        number: 2,
+        queue: 'metered',
+        driver: { type: 'os' },
+        stages: [
+          {
+            name: 'main',
+            canFail: false,
+            jobs: [{ id: 'm1', name: 'count', commands: ['seq 1 50'], artifacts: [] }],
+          },
+        ],
+        variables: [],
+        timeoutMs: 60_000,
+        submittedAt: new Date().toISOString(),
+      };
+      const { child, exited, output } = startRunnerProcess({
+        KILN_AMQP_URL: AMQP_URL,
+        KILN_BROKER_PREFIX: prefix,
+        KILN_RUNNER_NAME: 'metered-runner',
+        KILN_RUNNER_QUEUES: 'metered',
+        KILN_LOG_LEVEL: 'info',
+        KILN_METRICS_PORT: '0',
+        KILN_METRICS_TOKEN: 'runner-metrics-token',
+      });
+      try {
+        const port = await waitFor('the metrics port', () => {
+          const line = output()
+            .split('\n')
+            .find((l) => l.includes('metrics at /metrics'));
+          return line ? (JSON.parse(line) as { port: number }).port : null;
+        });
+        const url = `http://127.0.0.1:${port}/metrics`;
+        expect((await fetch(url)).status).toBe(401);
+        const scrape = async () => {
+          const res = await fetch(url, { headers: { authorization: 'Bearer runner-metrics-token' } });
+          expect(res.status).toBe(200);
+          return res.text();
+        };
+        const metric = (text: string, name: string) =>
+          Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+        const before = await scrape();
+        expect(metric(before, 'kiln_runner_builds_started_total')).toBe(0);
+        expect(metric(before, 'kiln_runner_broker_connected')).toBe(1);
+        await broker.publish('build', [job]);
+        await waitFor('the metered build to finish', () =>
+          events.some((e) => e.type === 'build.finished' && e.buildId === 'metrics-1'),
+        );
+        const after = await waitFor('the build to be counted', async () => {
+          const text = await scrape();
+          return /^kiln_runner_builds_finished_total\{status="PASSED"\} 1$/m.test(text) ? text : null;
+        });
+        expect(metric(after, 'kiln_runner_builds_started_total')).toBe(1);
+        expect(metric(after, 'kiln_runner_builds_running')).toBe(0);
+        expect(metric(after, 'kiln_runner_log_lines_sent_total')).toBeGreaterThanOrEqual(50);
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await deleteTopology(AMQP_URL, prefix, ['metered']).catch(() => {});
+    });
   });
 });

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { createBroker } from './broker/create-broker.ts';
 import { formatConfigProblems, loadRunnerConfig } from './config.ts';
 import { createDrivers } from './drivers/registry.ts';
+import { createRunnerMetrics, serveRunnerMetrics } from './metrics.ts';
 import { createRunner } from './runner.ts';
 
 export async function main(): Promise<number> {
@@ -28,12 +29,14 @@ export async function main(): Promise<number> {
     onNotice: (driver, message) => logger.info({ driver }, message),
     onUnavailable: (driver, reason) => logger.warn({ driver }, `driver not available: ${reason}`),
   });
-  const broker = createBroker({
+  const connection = createBroker({
     url: config.amqpUrl,
     prefix: config.brokerPrefix,
     deliveryLimit: config.deliveryLimit,
     logger,
   });
+  const metrics = config.metrics ? createRunnerMetrics(() => connection.isReady()) : null;
+  const broker = metrics ? metrics.meter(connection) : connection;
   const runner = createRunner({
     broker,
     name: config.name,
@@ -44,9 +47,14 @@ export async function main(): Promise<number> {
     drainTimeoutMs: config.drainTimeoutMs,
   });
 
+  let metricsServer: Awaited<ReturnType<typeof serveRunnerMetrics>> | null = null;
   try {
     await broker.start();
     await runner.start();
+    if (metrics && config.metrics) {
+      metricsServer = await serveRunnerMetrics(metrics.registry, config.metrics);
+      logger.info({ port: metricsServer.port, host: config.metrics.host }, 'metrics at /metrics');
+    }
   } catch (error) {
     logger.fatal({ err: error }, 'the runner could not start');
     await broker.close().catch(() => undefined);
@@ -68,6 +76,7 @@ export async function main(): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  await metricsServer?.close();
   await broker.close().catch((error: unknown) => logger.warn({ err: error }, 'could not close the broker'));
   return 0;
 }
