@@ -180,6 +180,21 @@ function isMultipart(req: IncomingMessage): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/');
 }
 
+/** The largest too-large body that is read (and dropped) before its 413, so the client gets the answer. */
+const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Reads the rest of a request and drops it; gives up after 10 s (the 413 then closes it anyway). */
+function drain(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10_000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    req.on('end', done).on('error', done).on('close', done).resume();
+  });
+}
+
 /** 413 as a GraphQL response; the connection closes, so the rest of the body is never read. */
 function tooLarge(res: ServerResponse, message: string) {
   res
@@ -468,7 +483,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     } else if (req.method === 'POST') {
       // yoga would read any body whole, however large, and parse it: read it here, within bounds.
       const tooLong = `a request body is at most ${maxBodyBytes} bytes`;
-      if (Number(req.headers['content-length']) > maxBodyBytes) {
+      const declared = Number(req.headers['content-length']);
+      if (declared > maxBodyBytes) {
+        // A client still sending when the answer closes the connection sees a broken pipe, not the
+        // 413: a body of a declared, bounded size is read and dropped first (never parsed or kept).
+        if (declared <= DRAIN_MAX_BYTES) await drain(req);
         tooLarge(res, tooLong);
         return;
       }

@@ -442,13 +442,21 @@ builder.subscriptionFields((t) => ({
   }),
   buildUpdated: t.field({
     type: BuildRef,
-    description: "The build, on every change of its status or of one of its jobs' status.",
+    description:
+      "The build as it is when the subscription starts, then on every change of its status or of one of its jobs' status.",
     authScopes: { scope: 'build:read' },
     args: { buildId: t.arg.id({ required: true }) },
     subscribe: async function* (_root, args, ctx) {
       const build = await readableBuild(ctx, args.buildId);
       if (!build) throw notFound(`no build with id ${args.buildId}`);
-      for await (const event of ctx.pubsub.subscribe([`build:${build.id}`])) {
+      const changes = ctx.pubsub.subscribe([`build:${build.id}`]);
+      // A change between the client's own read and this subscription would be lost for good (a
+      // build page stuck at RUNNING): the build as it is once the subscription listens comes first.
+      const now = await ctx.orm.em
+        .fork()
+        .findOne(BuildSchema, { id: build.id }, { disableIdentityMap: true });
+      if (now) yield now as BuildView;
+      for await (const event of changes) {
         if (event.topic !== 'build') continue;
         yield viewAt(build, event.update);
       }
